@@ -145,7 +145,7 @@ TERN_API tern_route *tern_group_route(tern_group *g, const char *method, const c
 
 /** Adds middleware to one route (runs last, just around the handler). */
 TERN_API int tern_route_use(tern_route *r, tern_middleware mw, void *data);
-/** Sets the route's body limit (default cfg.max_body). */
+/** Sets the route's body limit in bytes (0 = cfg.max_body, the default). */
 TERN_API void tern_route_body_limit(tern_route *r, size_t max);
 /** Attaches a pointer the handler can read back with tern_req_route_data. */
 TERN_API void tern_route_data(tern_route *r, void *data);

@@ -16,8 +16,8 @@
 extern "C" {
 #endif
 
-#define TERN_READ 0x1u  /* fd readable (or hung up / error) */
-#define TERN_WRITE 0x2u /* fd writable (or error) */
+#define TERN_READ 0x1  /* fd readable (or hung up / error) */
+#define TERN_WRITE 0x2 /* fd writable (or error) */
 
 /**
  * Waits until fd is ready for any of `events` (TERN_READ | TERN_WRITE).

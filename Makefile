@@ -1,0 +1,67 @@
+# tern - the commands a newcomer runs.  The build itself is Meson + Ninja;
+# this file only installs what is missing and calls them.
+#
+#   make run     build and start the reference server (PORT, default 8080)
+#   make test    release (-Werror) and ASan+UBSan builds, every test in both,
+#                fuzz corpora replayed; ends with "N passed, M failed"
+#   make bench   benchmarks against peers (see bench/README.md)
+#   make fuzz    libFuzzer runs (FUZZ_TIME seconds per target, default 60)
+
+PORT ?= 8080
+FUZZ_TIME ?= 60
+RELEASE := build/release
+ASAN := build/asan
+FUZZ := build/fuzz
+
+# Debian packages each command needs (see README's dependency table).
+DEPS_BUILD := gcc meson ninja-build pkg-config
+DEPS_TEST := libcriterion-dev
+DEPS_FUZZ := clang libclang-rt-14-dev
+
+.PHONY: all build run test fuzz bench deps-build deps-test deps-fuzz format clean
+
+all: build
+
+deps-build:
+	@scripts/ensure-deps.sh $(DEPS_BUILD)
+deps-test:
+	@scripts/ensure-deps.sh $(DEPS_BUILD) $(DEPS_TEST)
+deps-fuzz:
+	@scripts/ensure-deps.sh $(DEPS_BUILD) $(DEPS_FUZZ)
+
+$(RELEASE)/build.ninja:
+	meson setup $(RELEASE) -Dbuildtype=release -Dwerror=true -Dtests=false
+
+build: deps-build $(RELEASE)/build.ninja
+	ninja -C $(RELEASE)
+
+run: build
+	@echo "tern: starting tern-hello on http://localhost:$(PORT)  (Ctrl-C stops it)"
+	@echo "  try: curl localhost:$(PORT)/hello/world"
+	@echo "       curl localhost:$(PORT)/json"
+	@echo "       curl -X POST --data-binary 'ping' localhost:$(PORT)/echo"
+	PORT=$(PORT) $(RELEASE)/examples/hello/tern-hello --port $(PORT)
+
+test: deps-test
+	@scripts/run-tests.sh
+
+fuzz: deps-fuzz
+	@test -f $(FUZZ)/build.ninja || CC=clang meson setup $(FUZZ) -Dbuildtype=debugoptimized \
+		-Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(FUZZ)
+	@for t in $(FUZZ)/fuzz/fuzz_*; do \
+		name=$$(basename $$t | sed 's/^fuzz_//'); \
+		mkdir -p $(FUZZ)/corpus/$$name; \
+		echo "== $$name ($(FUZZ_TIME) s)"; \
+		$$t -max_total_time=$(FUZZ_TIME) -dict=fuzz/http.dict -print_final_stats=1 \
+			$(FUZZ)/corpus/$$name fuzz/corpus/$$name || exit 1; \
+	done
+
+bench: deps-build
+	bash bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

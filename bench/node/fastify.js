@@ -1,0 +1,53 @@
+'use strict';
+// Fastify peer for tern's TFB bench: GET /plaintext and GET /json.
+// Usage: node fastify.js PORT   (or PORT=N; WORKERS=N, default 2; HOST)
+// Fastify defaults (logger off); /json declares a response schema, Fastify's
+// documented fast path (fast-json-stringify compiles a serializer for it).
+const cluster = require('node:cluster');
+
+const port = Number(process.argv[2] || process.env.PORT || 8080);
+const host = process.env.HOST || '127.0.0.1';
+const workers = Number(process.env.WORKERS || 2);
+
+if (cluster.isPrimary) {
+  // The primary only accepts connections and hands them to the workers.
+  for (let i = 0; i < workers; i++) cluster.fork();
+  let stopping = false;
+  cluster.on('exit', (w, code, signal) => {
+    if (!stopping) {
+      console.error(`fastify worker ${w.process.pid} died (${signal || code})`);
+      process.exit(1);
+    }
+    if (Object.keys(cluster.workers).length === 0) process.exit(0);
+  });
+  // SIGTERM/SIGINT: stop the workers, exit once they are gone (reaped here).
+  const stop = () => {
+    stopping = true;
+    for (const w of Object.values(cluster.workers)) w.process.kill('SIGTERM');
+    setTimeout(() => process.exit(0), 3000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+} else {
+  const app = require('fastify')({ logger: false });
+
+  const jsonSchema = {
+    response: {
+      200: { type: 'object', properties: { message: { type: 'string' } } },
+    },
+  };
+
+  app.get('/plaintext', (req, reply) => {
+    reply.header('Server', 'Fastify').type('text/plain').send('Hello, World!');
+  });
+  app.get('/json', { schema: jsonSchema }, (req, reply) => {
+    reply.header('Server', 'Fastify').send({ message: 'Hello, World!' });
+  });
+
+  app.listen({ port, host }, (err) => {
+    if (err) {
+      console.error(err);
+      process.exit(1);
+    }
+  });
+}

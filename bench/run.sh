@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: TechEmpower /plaintext and /json, tern vs
+# nginx vs Express vs Fastify, on this machine over loopback.
+#
+# What it does (details and caveats: bench/README.md):
+#   1. installs what is missing (wrk, nginx-light, node_modules), builds
+#      tern-tfb in build/release;
+#   2. starts every target on its own free 127.0.0.1 port, each with 2
+#      workers, waits until it answers and verifies its responses;
+#   3. runs wrk in interleaved rounds (the target order rotates each round),
+#      a short warm-up before every measured run;
+#   4. prints, per test, the median req/s over rounds, p99 latency, errors,
+#      server CPU time per response and the ratios to tern.
+#
+# Settings (environment):
+#   BENCH_TARGETS   targets to run, default "tern nginx express fastify"
+#   BENCH_TESTS     tests to run, default "plaintext json"
+#   BENCH_ROUNDS    measured rounds, default 2
+#   BENCH_DURATION  seconds per measured run, default 10 (a trailing s is ok)
+#   BENCH_WARMUP    seconds of warm-up before each measured run, default 2
+#   BENCH_CONNS     connections for every test; default 256 for plaintext
+#                   (pipelining depth 16) and 64 for json (tfb.md section 6)
+#   BENCH_THREADS   wrk threads, default 2
+#   BENCH_TERN_BIN  a tern-tfb binary to use instead of building one
+#
+# CPU placement: nothing is pinned.  With 2 cores, pinning wrk to one core
+# and the server to the other would halve every server; instead wrk and the
+# server share both cores, the same way for every target.  The CPU time per
+# response column shows the server's own cost independently of that sharing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+TERN_BIN=${BENCH_TERN_BIN:-$ROOT/build/release/bench/tern-tfb}
+
+read -r -a TARGETS <<<"${BENCH_TARGETS:-tern nginx express fastify}"
+read -r -a TESTS <<<"${BENCH_TESTS:-plaintext json}"
+ROUNDS=${BENCH_ROUNDS:-2}
+DURATION=${BENCH_DURATION:-10}
+DURATION=${DURATION%s}
+WARMUP=${BENCH_WARMUP:-2}
+WARMUP=${WARMUP%s}
+THREADS=${BENCH_THREADS:-2}
+WORKERS=2 # server workers/processes for every target
+
+for v in ROUNDS DURATION WARMUP THREADS; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: $v must be a whole number, got '${!v}'" >&2; exit 2; }
+done
+((ROUNDS >= 1 && DURATION >= 1 && THREADS >= 1)) || { echo "run.sh: bad settings" >&2; exit 2; }
+((ROUNDS >= 2)) || echo "run.sh: warning: BENCH_ROUNDS=$ROUNDS; the method needs >= 2 rounds" >&2
+for t in "${TARGETS[@]}"; do
+    case $t in tern | nginx | express | fastify) ;; *) echo "run.sh: unknown target '$t'" >&2; exit 2 ;; esac
+done
+for t in "${TESTS[@]}"; do
+    case $t in plaintext | json) ;; *) echo "run.sh: unknown test '$t'" >&2; exit 2 ;; esac
+done
+
+# The TFB Accept headers (toolset/wrk), per test.
+ACCEPT_PLAINTEXT='text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7'
+ACCEPT_JSON='application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7'
+
+# Per-test settings: connections, pipelining depth, expected body, Content-Type.
+declare -A CONNS=([plaintext]=${BENCH_CONNS:-256} [json]=${BENCH_CONNS:-64})
+declare -A DEPTH=([plaintext]=16 [json]=1)
+declare -A ACCEPT=([plaintext]=$ACCEPT_PLAINTEXT [json]=$ACCEPT_JSON)
+declare -A BODY=([plaintext]='Hello, World!' [json]='{"message":"Hello, World!"}')
+declare -A CTYPE_RE=( # tfb.md section 1
+    [plaintext]='^text/plain(; ?charset=(UTF|utf)-8)?$'
+    [json]='^application/json(; ?charset=(UTF|utf)-8)?$')
+
+log() { printf '%s\n' "$*" >&2; }
+has() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------------------
+# 1. Tools and build (idempotent)
+
+as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
+
+apt_install() { # apt_install PKG...: install, refreshing the index if needed
+    log "installing: $*"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get install -y --no-install-recommends "$@" ||
+        { as_root apt-get update && as_root apt-get install -y --no-install-recommends "$@"; }
+}
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v curl >/dev/null || missing+=(curl)
+if has nginx && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+    missing+=(nginx-light)
+fi
+((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if { has express || has fastify; } && [[ ! -d $BENCH/node/node_modules ]]; then
+    log "npm ci in bench/node"
+    (cd "$BENCH/node" && npm ci --no-audit --no-fund)
+fi
+
+if has tern && [[ -z ${BENCH_TERN_BIN:-} ]]; then
+    if [[ ! -d $ROOT/build/release ]]; then
+        meson setup "$ROOT/build/release" "$ROOT" -Dbuildtype=release
+    fi
+    if ! ninja -C "$ROOT/build/release" bench/tern-tfb; then
+        log "run.sh: building tern-tfb failed; to bench the peers only:"
+        log "  BENCH_TARGETS='nginx express fastify' bash bench/run.sh"
+        exit 1
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# 2. Servers
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench.XXXXXX")
+declare -A PID=() PORT=() NOTE=()
+
+stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local t
+    for t in "${!PID[@]}"; do stop_pid "${PID[$t]}"; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A free loopback port below the ephemeral range, so that wrk's client ports
+# never collide with a listener.
+declare -A TAKEN=()
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 12000))
+        [[ -z ${TAKEN[$p]:-} ]] || continue
+        [[ -z $(ss -Htln "sport = :$p") ]] || continue
+        TAKEN[$p]=1
+        echo "$p"
+        return
+    done
+}
+
+start_target() { # start_target NAME: launch in the background, record PID/PORT
+    local t=$1 port out
+    port=$(free_port)
+    out="$WORK/$t.log"
+    case $t in
+    tern)
+        "$TERN_BIN" --host 127.0.0.1 --port "$port" --workers "$WORKERS" >"$out" 2>&1 &
+        ;;
+    nginx)
+        mkdir -p "$WORK/nginx"
+        sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$WORK/nginx|g" \
+            "$BENCH/nginx/nginx.conf.in" >"$WORK/nginx/nginx.conf"
+        "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" >"$out" 2>&1 &
+        ;;
+    express | fastify)
+        env WORKERS="$WORKERS" HOST=127.0.0.1 node "$BENCH/node/$t.js" "$port" >"$out" 2>&1 &
+        ;;
+    esac
+    PID[$t]=$!
+    PORT[$t]=$port
+}
+
+wait_ready() { # wait_ready NAME: until /plaintext answers (15 s)
+    local t=$1 i
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "${PID[$t]}" 2>/dev/null || return 1
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:${PORT[$t]}/plaintext" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# verify NAME TEST: prints "" when the response passes the TFB checks, else
+# the reasons.  Checks status, exact body, Content-Type, Server, Date (RFC
+# 1123), a length header, and (plaintext) that 16 pipelined requests get 16
+# responses.
+verify() {
+    local t=$1 test=$2 url="http://127.0.0.1:${PORT[$1]}/$2" code hdr ctype why=()
+    hdr="$WORK/verify.hdr"
+    code=$(curl -sS --max-time 3 -D "$hdr" -o "$WORK/verify.body" -w '%{http_code}' "$url" 2>/dev/null) || code=000
+    [[ $code == 200 ]] || why+=("status $code")
+    [[ $(cat "$WORK/verify.body" 2>/dev/null) == "${BODY[$test]}" && \
+        $(wc -c <"$WORK/verify.body") -eq ${#BODY[$test]} ]] || why+=("body")
+    header() { tr -d '\r' <"$hdr" | sed -n "s/^$1:[[:space:]]*//Ip" | head -n 1; }
+    ctype=$(header content-type)
+    [[ $ctype =~ ${CTYPE_RE[$test]} ]] || why+=("content-type '$ctype'")
+    [[ -n $(header server) ]] || why+=("no Server")
+    [[ $(header date) =~ ^[A-Z][a-z]{2},\ [0-9]{2}\ [A-Z][a-z]{2}\ [0-9]{4}\ [0-9]{2}:[0-9]{2}:[0-9]{2}\ GMT$ ]] ||
+        why+=("Date '$(header date)'")
+    [[ -n $(header content-length) || -n $(header transfer-encoding) ]] || why+=("no length")
+    if ((${DEPTH[$test]} > 1)); then
+        local n
+        n=$(pipeline_count "${PORT[$t]}" "/$test" "${DEPTH[$test]}")
+        ((n == ${DEPTH[$test]})) || why+=("pipelining: $n/${DEPTH[$test]} answered")
+    fi
+    echo "${why[*]:-}"
+}
+
+# pipeline_count PORT PATH N: sends N requests in one write (the last one
+# with Connection: close) and counts the 200 responses (a body is not
+# newline-terminated, so status lines are matched anywhere).
+pipeline_count() {
+    local port=$1 path=$2 n=$3 i reqs=""
+    for ((i = 1; i <= n; i++)); do
+        reqs+="GET $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
+        ((i < n)) || reqs+="Connection: close\r\n"
+        reqs+="\r\n"
+    done
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "%b" "$2" >&3 && cat <&3' \
+        _ "$port" "$reqs" 2>/dev/null | grep -ao 'HTTP/1\.1 200 ' | wc -l
+}
+
+# ---------------------------------------------------------------------------
+# 3. Measuring
+
+# cpu_ticks PID: user+system clock ticks of PID and its child processes
+# (nginx and node workers are children; tern's workers are threads).
+cpu_ticks() {
+    local p total=0 stat
+    for p in "$1" $(pgrep -P "$1" || true); do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        stat=${stat##*) } # fields from 3 (state) on; comm may hold spaces
+        read -r -a f <<<"$stat"
+        total=$((total + f[11] + f[12])) # utime, stime (fields 14, 15)
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# run_wrk NAME TEST SECONDS: one wrk run; prints its BENCH line (or nothing).
+run_wrk() {
+    local t=$1 test=$2 secs=$3
+    timeout -k 5 $((secs + 30)) wrk -t "$THREADS" -c "${CONNS[$test]}" -d "${secs}s" --timeout 8 \
+        -s "$BENCH/wrk/pipeline.lua" \
+        -H "Accept: ${ACCEPT[$test]}" -H "Connection: keep-alive" \
+        "http://127.0.0.1:${PORT[$t]}/$test" -- "${DEPTH[$test]}" 2>&1 |
+        grep '^BENCH ' || true
+}
+
+field() { # field LINE KEY: the value of KEY=... in a BENCH line
+    local kv
+    for kv in $1; do [[ $kv == "$2="* ]] && { echo "${kv#*=}"; return; }; done
+    echo 0
+}
+
+# Results, one space-separated list per target/test (one value per round).
+declare -A RPS=() P99=() ERRS=() CPU=()
+
+measure() { # measure NAME TEST ROUND
+    local t=$1 test=$2 round=$3 line c0 c1 req cpu_us errs detail=""
+    run_wrk "$t" "$test" "$WARMUP" >/dev/null
+    c0=$(cpu_ticks "${PID[$t]}")
+    line=$(run_wrk "$t" "$test" "$DURATION")
+    c1=$(cpu_ticks "${PID[$t]}")
+    if [[ -z $line ]]; then
+        log "  round $round  $(printf '%-9s %-8s' "$test" "$t")  wrk failed"
+        NOTE[$t/$test]+="wrk failed in round $round; "
+        return
+    fi
+    req=$(field "$line" requests)
+    errs=$(($(field "$line" connect) + $(field "$line" read) + $(field "$line" write) +
+        $(field "$line" timeout) + $(field "$line" non2xx)))
+    ((errs == 0)) || detail=" (connect/read/write/timeout/non-2xx $(field "$line" connect)/$(field "$line" read)/$(field "$line" write)/$(field "$line" timeout)/$(field "$line" non2xx))"
+    cpu_us=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$req" \
+        'BEGIN { printf "%.3f", (n > 0 ? d * 1e6 / hz / n : 0) }')
+    RPS[$t/$test]+="$(field "$line" rps) "
+    P99[$t/$test]+="$(field "$line" p99_us) "
+    ERRS[$t/$test]+="$errs "
+    CPU[$t/$test]+="$cpu_us "
+    log "$(printf '  round %d  %-9s %-8s %12.0f req/s  p99 %8.2f ms  cpu %6.2f us/resp  errors %d%s' \
+        "$round" "$test" "$t" "$(field "$line" rps)" \
+        "$(awk -v u="$(field "$line" p99_us)" 'BEGIN { print u / 1000 }')" "$cpu_us" "$errs" "$detail")"
+}
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print 0; exit }
+    print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+sum() { tr ' ' '\n' | grep . | awk '{ s += $1 } END { print s + 0 }'; }
+spread() { # (max - min) / median over rounds, in percent
+    tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.1f%%", ((NR > 0 && m > 0) ? (v[NR] - v[1]) * 100 / m : 0) }'; }
+
+# ---------------------------------------------------------------------------
+# 4. Run
+
+log "tern TFB bench: targets ${TARGETS[*]}; tests ${TESTS[*]}; $ROUNDS rounds of ${DURATION}s" \
+    "(+${WARMUP}s warm-up); wrk -t$THREADS; $WORKERS server workers each; no CPU pinning"
+log "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -sr)"
+# Other work on this machine skews every number; say so up front.
+read -r load1 _ </proc/loadavg
+awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }' &&
+    log "WARNING: load average $load1 before the run: the machine is not idle"
+log "versions: $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $("$NGINX" -v 2>&1 | sed 's/.*: //');" \
+    "node $(node -v 2>/dev/null || echo -);" \
+    "express $(node -p "require('$BENCH/node/node_modules/express/package.json').version" 2>/dev/null || echo -);" \
+    "fastify $(node -p "require('$BENCH/node/node_modules/fastify/package.json').version" 2>/dev/null || echo -)"
+
+status=0
+RUNNING=()
+for t in "${TARGETS[@]}"; do
+    start_target "$t"
+    if wait_ready "$t"; then
+        RUNNING+=("$t")
+        log "started $t: pid ${PID[$t]}, port ${PORT[$t]}"
+    else
+        log "WARNING: $t did not start or answer; its log:"
+        tail -n 20 "$WORK/$t.log" >&2 || true
+        for test in "${TESTS[@]}"; do NOTE[$t/$test]="not running"; done
+        status=1
+    fi
+done
+
+for t in "${RUNNING[@]}"; do
+    for test in "${TESTS[@]}"; do
+        why=$(verify "$t" "$test")
+        if [[ -n $why ]]; then
+            log "WARNING: $t /$test fails verification: $why"
+            NOTE[$t/$test]="VERIFY FAILED: $why; "
+            status=1
+        fi
+    done
+done
+
+((${#RUNNING[@]} > 0)) || { log "run.sh: no target is running"; exit 1; }
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    # Rotate the order by one each round, so drift hits every target alike.
+    n=${#RUNNING[@]}
+    order=()
+    for ((i = 0; i < n; i++)); do order+=("${RUNNING[(i + r - 1) % n]}"); done
+    log "round $r/$ROUNDS: ${order[*]}"
+    for test in "${TESTS[@]}"; do
+        for t in "${order[@]}"; do measure "$t" "$test" "$r"; done
+    done
+done
+
+# ---------------------------------------------------------------------------
+# 5. Report: one table per test
+
+noisy="" # target/test pairs whose req/s varied more than 20 % between rounds
+for test in "${TESTS[@]}"; do
+    base=""
+    for t in tern "${TARGETS[@]}"; do
+        [[ -n ${RPS[$t/$test]:-} ]] && { base=$t; break; }
+    done
+    base_rps=$([[ -n $base ]] && median <<<"${RPS[$base/$test]}" || echo 0)
+    echo
+    echo "== /$test: ${CONNS[$test]} connections, pipelining ${DEPTH[$test]}, wrk -t$THREADS," \
+        "${DURATION}s x $ROUNDS rounds (median) =="
+    printf '%-8s %12s %7s %10s %8s %11s %8s %8s  %s\n' \
+        target "req/s" spread "p99 ms" errors "cpu us/rsp" "x/$base" "$base/x" note
+    for t in "${TARGETS[@]}"; do
+        note=${NOTE[$t/$test]:-}
+        if [[ -z ${RPS[$t/$test]:-} ]]; then
+            printf '%-8s %12s %7s %10s %8s %11s %8s %8s  %s\n' "$t" - - - - - - - "WARNING: ${note:-no result}"
+            continue
+        fi
+        rps=$(median <<<"${RPS[$t/$test]}")
+        sp=$(spread <<<"${RPS[$t/$test]}")
+        awk -v s="${sp%\%}" 'BEGIN { exit !(s > 20) }' && noisy+="$t/$test "
+        awk -v t="$t" -v rps="$rps" -v base="$base_rps" -v sp="$sp" \
+            -v p99="$(median <<<"${P99[$t/$test]}")" -v errs="$(sum <<<"${ERRS[$t/$test]}")" \
+            -v cpu="$(median <<<"${CPU[$t/$test]}")" -v note="${note:+WARNING: $note}" 'BEGIN {
+            printf "%-8s %12.0f %7s %10.2f %8d %11.2f %8.2f %8.2f  %s\n", t, rps, sp,
+                p99 / 1000, errs, cpu, (base > 0 ? rps / base : 0), (rps > 0 ? base / rps : 0), note }'
+    done
+done
+echo
+echo "req/s and p99: median over rounds; spread: (max-min)/median of req/s; errors: socket"
+echo "errors + non-2xx summed over rounds; cpu us/rsp: server CPU time per response;"
+echo "x/$base > 1: faster than $base; $base/x > 1: $base is that many times faster."
+if [[ -n $noisy ]]; then
+    echo "WARNING: req/s varied more than 20 % between rounds for: $noisy"
+    echo "  the machine was busy (check top) or the runs were short; compare cpu us/rsp,"
+    echo "  or rerun on an idle machine with more rounds (BENCH_ROUNDS=4)."
+fi
+exit "$status"

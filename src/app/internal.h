@@ -1,0 +1,206 @@
+/*
+ * internal.h - structures shared by the app layer's files (never installed).
+ *
+ *   app.c         config, app lifecycle, route and group registration
+ *   server.c      workers, listeners, connections, the request lifecycle
+ *   request.c     request accessors and body reading
+ *   response.c    response serialization, problem+json, streaming
+ *   middleware.c  the chain (tern_next) and the built-in middleware
+ *
+ * Ownership: the app owns routes, groups and middleware lists (immutable
+ * once the app runs).  Each worker owns its loop, connections and pools; a
+ * connection owns its buffers while it holds them; a request context
+ * (struct tern_req) is lent to a connection for one request at a time and
+ * returned to the worker's free list, its arena reset.
+ */
+#ifndef TERN_APP_INTERNAL_H
+#define TERN_APP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "app/router.h"
+#include "http/h1.h"
+#include "net/loop.h"
+#include "tern/http.h"
+
+#define MW_MAX 32        /* middleware entries in one chain (app+groups+route) */
+#define REQ_LOCALS 8     /* tern_req_set slots */
+#define REQ_ID_MAX 128
+
+typedef struct mw_entry {
+    tern_middleware fn;
+    void *data;
+} mw_entry;
+
+typedef struct mw_list {
+    mw_entry *v;
+    unsigned n;
+} mw_list;
+
+struct tern_group {
+    tern_app *app;
+    tern_group *parent;
+    char *prefix; /* full prefix (parents' included), no trailing '/' */
+    mw_list mws;
+    tern_group *next_alloc; /* app's list for freeing */
+};
+
+struct tern_route {
+    tern_app *app;
+    tern_group *group;
+    tern_handler handler;
+    char *method;
+    char *pattern; /* full pattern */
+    size_t body_limit;
+    void *data;
+    mw_list mws;
+    /* Flattened chain (app, groups outer->inner, route), built at listen. */
+    const mw_entry **chain;
+    unsigned nchain;
+    tern_route *next_alloc;
+};
+
+typedef struct worker worker;
+
+struct tern_app {
+    tern_config cfg;
+    router *router;
+    mw_list mws;
+    tern_group *groups;
+    tern_route *routes;
+    tern_route fallback; /* app-wide middleware + the 404/405/OPTIONS answer */
+    int reg_error;      /* first registration error (TERN_E*), 0 if none */
+    int listening;
+    int port;           /* bound port */
+    int *listen_fds;    /* one per worker */
+    unsigned nworkers;
+    worker *workers;
+    offload_pool *offload;
+    int stop_pipe[2];   /* tern_app_stop writes here */
+    atomic_int stopping;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Connections and requests (server.c)                                        */
+
+typedef struct conn conn;
+
+enum conn_wait { WAIT_NONE = 0, WAIT_READ = 1, WAIT_WRITE = 2 };
+
+struct conn {
+    loop_io io;           /* first: epoll data points here */
+    worker *w;
+    tern_timer timer;     /* header / body / keep-alive / write deadline */
+    coro *co;             /* request coroutine while one runs */
+    struct tern_req *req; /* context while a request is being read or served */
+    char *rbuf;           /* read buffer from the worker's pool, NULL when idle */
+    size_t rlen;          /* bytes in rbuf */
+    size_t rpos;          /* start of unprocessed bytes */
+    tern_buf wbuf;        /* pending output */
+    conn *prev, *next;    /* worker's list */
+    unsigned nrequests;
+    unsigned char wait;   /* enum conn_wait while the coroutine waits on the socket */
+    unsigned char readable;  /* edge-triggered readiness not yet consumed */
+    unsigned char writable;
+    unsigned char eof;       /* peer closed its side */
+    unsigned char closing;   /* close after the current response */
+    unsigned char timed_out; /* the timer fired while waiting */
+    unsigned char dead;      /* fd closed; free when the coroutine is done */
+};
+
+typedef struct res_header {
+    tern_str name, value;
+} res_header;
+
+enum req_body_state { BODY_NONE, BODY_PENDING, BODY_READ, BODY_FAILED };
+
+struct tern_req {
+    conn *c;
+    worker *w;
+    tern_app *app;
+    h1_request h;
+    h1_header *hdrs;        /* max_headers entries */
+    size_t scanned;         /* parser state */
+    tern_route *route;
+    router_match m;
+    int route_result;       /* enum router_result of the lookup */
+    tern_str params[ROUTER_MAX_PARAMS]; /* decoded lazily (p == NULL: not yet) */
+    unsigned chain_pos;
+    int parse_rc;           /* h1_parse_request result for this request */
+    tern_arena arena;
+    int64_t start_ms;
+    struct timespec start_ts;
+    /* body */
+    int body_state;
+    tern_str body;
+    tern_buf body_buf;      /* for chunked / large bodies */
+    h1_chunked chunked;
+    uint64_t body_left;     /* Content-Length bytes not yet consumed */
+    unsigned char continue_sent;
+    int body_status;        /* HTTP status for a failed body read (413, 408, 400) */
+    /* response */
+    int status;
+    unsigned char responded;
+    unsigned char head_only;
+    unsigned char streaming;   /* 1: chunked, 2: close-delimited */
+    unsigned char stream_done;
+    res_header *rh;
+    unsigned nrh, caprh;
+    tern_buf out;           /* JSON body under construction */
+    tern_jw jw;
+    uint64_t bytes;
+    char id[REQ_ID_MAX + 1];
+    struct { const char *key; void *value; } locals[REQ_LOCALS];
+    struct tern_req *next_free;
+};
+
+struct worker {
+    tern_app *app;
+    unsigned index;
+    pthread_t thread;
+    tern_loop *loop;
+    coro_pool *coros;
+    loop_io listen_io;
+    conn *conns;           /* all open connections */
+    unsigned nconns;
+    char **free_bufs;      /* read buffers for reuse */
+    unsigned nfree_bufs, capfree_bufs;
+    struct tern_req *free_reqs;
+    char date[29];         /* cached IMF-fixdate */
+    int64_t date_sec;
+    uint64_t id_seed;      /* request id generation */
+    uint64_t id_counter;
+    int shutting_down;
+    int64_t shutdown_deadline;
+    tern_timer shutdown_timer;
+    int done;
+};
+
+/* server.c */
+int tern__server_listen(tern_app *app);
+int tern__server_run(tern_app *app);
+/* Reads more request bytes from inside the request coroutine. 0/TERN_E*. */
+int tern__conn_read_more(conn *c, int timeout_ms);
+/* Flushes c->wbuf from inside the coroutine (waits while the socket is full). */
+int tern__conn_flush(conn *c);
+/* The worker's cached Date value (29 bytes). */
+const char *tern__worker_date(worker *w);
+
+/* response.c */
+int tern__respond_error(tern_req *req, int status, const char *detail);
+void tern__res_reset(tern_req *req);
+/* Serializes status line + headers (+ Content-Length when cl >= 0) into wbuf. */
+int tern__write_head(tern_req *req, int status, const char *ctype, int64_t cl);
+
+/* request.c */
+void tern__req_reset(tern_req *req);
+/* Consumes and drops an unread body; returns 0 if the connection can be reused. */
+int tern__req_discard_body(tern_req *req);
+
+/* middleware.c */
+int tern__run_chain(tern_req *req);
+/* Answers a request no route took: 404, 405 + Allow, or 204 for OPTIONS. */
+int tern__fallback_handler(tern_req *req);
+
+#endif /* TERN_APP_INTERNAL_H */
