@@ -34,22 +34,27 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                     */
 
-/* X-macro: name, value, message.  One list gives the enum and the strings. */
-#define TERN_ERRNO_MAP(X)                                                       \
-    X(OK, 0, "success")                                                         \
-    X(ENOMEM, -1, "out of memory")                                              \
-    X(EINVAL, -2, "invalid argument")                                           \
-    X(ETIMEDOUT, -3, "timed out")                                               \
-    X(ECANCELED, -4, "canceled")                                                \
-    X(EIO, -5, "input/output error")                                            \
-    X(ECLOSED, -6, "connection closed")                                         \
-    X(EEXIST, -7, "already exists")                                             \
-    X(ENOTFOUND, -8, "not found")                                               \
-    X(ETOOBIG, -9, "limit exceeded")                                            \
-    X(EALREADY, -10, "already done")                                            \
-    X(ESTATE, -11, "not allowed in this state")                                 \
-    X(EPROTO, -12, "protocol error")                                            \
-    X(ESYS, -13, "system call failed")
+/*
+ * X-macro: name, value, message.  One list gives the enum and the strings.
+ * -1 (TERN_EFAIL) is the generic failure, so a handler's plain `return -1`
+ * reads as "failed" in the logs.
+ */
+#define TERN_ERRNO_MAP(X)                                                                          \
+    X(OK, 0, "success")                                                                            \
+    X(EFAIL, -1, "operation failed")                                                               \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(EINVAL, -3, "invalid argument")                                                              \
+    X(ETIMEDOUT, -4, "timed out")                                                                  \
+    X(ECANCELED, -5, "canceled")                                                                   \
+    X(EIO, -6, "input/output error")                                                               \
+    X(ECLOSED, -7, "connection closed")                                                            \
+    X(EEXIST, -8, "already exists")                                                                \
+    X(ENOTFOUND, -9, "not found")                                                                  \
+    X(ETOOBIG, -10, "limit exceeded")                                                              \
+    X(EALREADY, -11, "already done")                                                               \
+    X(ESTATE, -12, "not allowed in this state")                                                    \
+    X(EPROTO, -13, "protocol error")                                                               \
+    X(ESYS, -14, "system call failed")
 
 enum tern_errno {
 #define TERN_ERRNO_ENUM(name, val, msg) TERN_##name = (val),
@@ -70,14 +75,14 @@ typedef struct tern_str {
 } tern_str;
 
 /** A tern_str of a string literal, length computed at compile time. */
-#define TERN_STR(lit) ((tern_str){ "" lit, sizeof(lit) - 1 })
+#define TERN_STR(lit) ((tern_str){"" lit, sizeof(lit) - 1})
 /** The empty/absent string. */
-#define TERN_STR_NULL ((tern_str){ NULL, 0 })
+#define TERN_STR_NULL ((tern_str){NULL, 0})
 
 /** A tern_str over a NUL-terminated C string (NULL gives TERN_STR_NULL). */
 static inline tern_str tern_str_c(const char *s)
 {
-    tern_str r = { s, s ? strlen(s) : 0 };
+    tern_str r = {s, s ? strlen(s) : 0};
     return r;
 }
 
@@ -98,8 +103,7 @@ TERN_API int tern_str_ieq(tern_str a, tern_str b);
  * tern call).  Any of the three may be NULL to keep the libc default.  The
  * functions must be thread-safe.  Used by the tests to inject failures.
  */
-TERN_API void tern_set_allocator(void *(*xmalloc)(size_t),
-                                 void *(*xrealloc)(void *, size_t),
+TERN_API void tern_set_allocator(void *(*xmalloc)(size_t), void *(*xrealloc)(void *, size_t),
                                  void (*xfree)(void *));
 /** malloc through the tern allocator; NULL on failure. */
 TERN_API void *tern_malloc(size_t n);

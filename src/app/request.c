@@ -226,8 +226,10 @@ static int read_chunked_body(tern_req *r, int discard)
         } else {
             r->body_buf.len += produced; /* count discarded bytes against the limit */
         }
-        if (rc < 0)
-            return TERN_EPROTO; /* -400, or -431 for oversize trailers */
+        if (rc < 0) {
+            r->body_status = rc == -431 ? 431 : 400; /* oversize trailers, or bad framing */
+            return TERN_EPROTO;
+        }
         if (rc == 1)
             break;
         if (c->rpos < c->rlen && (consumed > 0 || produced > 0))
@@ -258,7 +260,8 @@ static int read_body(tern_req *r, int discard)
     r->body_state = rc == 0 ? BODY_READ : BODY_FAILED;
     if (rc != 0) {
         r->c->closing = 1;
-        r->body_status = rc == TERN_ETOOBIG   ? 413
+        if (r->body_status == 0)
+            r->body_status = rc == TERN_ETOOBIG   ? 413
                          : rc == TERN_ETIMEDOUT ? 408
                          : rc == TERN_EPROTO    ? 400
                          : rc == TERN_ENOMEM    ? 503

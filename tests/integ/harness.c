@@ -281,6 +281,11 @@ int th_wait(th_server *s, int timeout_ms)
         if (r == s->pid) {
             s->reaped = 1;
             untrack(s->pid);
+            if (exit_code(s->wstatus) != 0) {
+                fprintf(stderr, "th_wait: server pid %d ended with %d\n", (int)s->pid,
+                        exit_code(s->wstatus));
+                th_dump_log(s);
+            }
             break;
         }
         if (r < 0 && errno != EINTR)
@@ -307,10 +312,8 @@ int th_stop(th_server *s, int timeout_ms)
         (void)th_wait(s, 5000);
         rc = -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "th_stop: server pid %d ended with %d\n", (int)s->pid, rc);
+    if (rc == -1)
         th_dump_log(s);
-    }
     if (s->out_fd >= 0) {
         close(s->out_fd);
         s->out_fd = -1;

@@ -71,7 +71,8 @@ int th_wait(th_server *s, int timeout_ms);
 /*
  * Stops the server: SIGTERM, then waits at most timeout_ms; a server still
  * running then is killed with SIGKILL and -1 is returned.  Otherwise returns
- * what th_wait returns.  A non-zero result prints the tail of its stderr.
+ * what th_wait returns.  A non-zero result prints the tail of its stderr
+ * (th_wait does that when it reaps a server that failed).
  */
 int th_stop(th_server *s, int timeout_ms);
 

@@ -49,8 +49,9 @@ static void expect_close(th_server *s, const char *raw, size_t n, int status)
     cr_assert_eq(rc, 0, "send: %s", strerror(-rc));
     rc = th_read_final(&c, &r, TH_TIMEOUT_MS, 0, NULL);
     TH_ASSERT_OK(rc, "limit response");
-    TH_ASSERT_PROBLEM(&r, status);
+    TH_ASSERT_STATUS(&r, status);
     TH_ASSERT_CLOSES(&c, &r);
+    TH_ASSERT_PROBLEM(&r, status);
     th_resp_free(&r);
     th_close(&c);
 }
@@ -275,8 +276,9 @@ Test(limits, expect_100_over_max_is_413_without_continue)
                  0);
     TH_ASSERT_OK(th_read_final(&c, &r, 1000, 0, &info), "413 without the body");
     cr_assert_eq(info, 0, "100 Continue sent for a body over the limit");
-    TH_ASSERT_PROBLEM(&r, 413);
+    TH_ASSERT_STATUS(&r, 413);
     TH_ASSERT_CLOSES(&c, &r);
+    TH_ASSERT_PROBLEM(&r, 413);
     th_resp_free(&r);
     th_close(&c);
     stop(&s);
@@ -300,8 +302,9 @@ Test(limits, header_timeout_partial_head_is_408)
     fprintf(stderr, "header timeout: 408 after %.0f ms\n", th_now_ms() - t0);
     cr_assert(th_now_ms() - t0 >= 250, "408 came too early (%.0f ms)", th_now_ms() - t0);
     cr_assert(th_now_ms() - t0 <= 1000, "408 came late (%.0f ms)", th_now_ms() - t0);
-    TH_ASSERT_PROBLEM(&r, 408);
+    TH_ASSERT_STATUS(&r, 408);
     TH_ASSERT_CLOSES(&c, &r);
+    TH_ASSERT_PROBLEM(&r, 408);
     th_resp_free(&r);
     th_close(&c);
     stop(&s);
@@ -357,8 +360,9 @@ Test(limits, body_timeout_stalled_body_is_408)
     fprintf(stderr, "body timeout: 408 after %.0f ms\n", th_now_ms() - t0);
     cr_assert(th_now_ms() - t0 >= 250, "408 came too early (%.0f ms)", th_now_ms() - t0);
     cr_assert(th_now_ms() - t0 <= 1000, "408 came late (%.0f ms)", th_now_ms() - t0);
-    TH_ASSERT_PROBLEM(&r, 408);
+    TH_ASSERT_STATUS(&r, 408);
     TH_ASSERT_CLOSES(&c, &r);
+    TH_ASSERT_PROBLEM(&r, 408);
     th_resp_free(&r);
     th_close(&c);
     stop(&s);
@@ -486,8 +490,9 @@ Test(limits, max_conns_refuses_the_21st_cleanly)
         rc = th_read(&extra, &r, 1000, 0);
         if (rc == TH_OK) {
             fprintf(stderr, "max-conns: 21st got %d then close\n", r.status);
-            TH_ASSERT_PROBLEM(&r, 503);
+            TH_ASSERT_STATUS(&r, 503);
             TH_ASSERT_CLOSES(&extra, &r);
+            TH_ASSERT_PROBLEM(&r, 503);
             th_resp_free(&r);
         } else {
             cr_assert_eq(rc, TH_CLOSED, "21st connection neither answered nor closed: %s",
