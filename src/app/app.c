@@ -311,6 +311,9 @@ int tern_app_listen(tern_app *app)
             return rc;
         }
     }
+    for (unsigned i = 0; i < app->mws.n; i++)
+        if (app->mws.v[i].fn == tern_mw_request_id)
+            app->uses_request_id = 1;
     app->fallback.app = app;
     app->fallback.handler = tern__fallback_handler;
     app->fallback.method = "";

@@ -70,6 +70,7 @@ struct tern_app {
     tern_group *groups;
     tern_route *routes;
     tern_route fallback; /* app-wide middleware + the 404/405/OPTIONS answer */
+    int uses_request_id; /* tern_mw_request_id is app-wide middleware */
     int reg_error;      /* first registration error (TERN_E*), 0 if none */
     int listening;
     int port;           /* bound port */
@@ -200,6 +201,8 @@ int tern__req_discard_body(tern_req *req);
 
 /* middleware.c */
 int tern__run_chain(tern_req *req);
+/* Gives req a fresh id and sets X-Request-Id (framing errors skip the chain). */
+void tern__request_id_generate(tern_req *req);
 /* Answers a request no route took: 404, 405 + Allow, or 204 for OPTIONS. */
 int tern__fallback_handler(tern_req *req);
 

@@ -123,26 +123,33 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-int tern_mw_request_id(tern_req *req, void *data)
+void tern__request_id_generate(tern_req *req)
 {
     static const char hex[] = "0123456789abcdef";
+    worker *w = req->w;
+    uint64_t v = mix(w->id_seed + (w->id_counter++) * 0x9E3779B97F4A7C15ull);
+    uint32_t hi = (uint32_t)(w->id_seed >> 32) ^ w->index;
+
+    for (int i = 0; i < 16; i++)
+        req->id[i] = hex[(v >> (60 - 4 * i)) & 15];
+    for (int i = 0; i < 4; i++)
+        req->id[16 + i] = hex[(hi >> (12 - 4 * i)) & 15];
+    req->id[20] = '\0';
+    tern_header(req, "X-Request-Id", req->id);
+}
+
+int tern_mw_request_id(tern_req *req, void *data)
+{
     tern_str in = tern_req_header(req, "X-Request-Id");
 
     (void)data;
     if (valid_id(in)) {
         memcpy(req->id, in.p, in.n);
         req->id[in.n] = '\0';
+        tern_header(req, "X-Request-Id", req->id);
     } else {
-        worker *w = req->w;
-        uint64_t v = mix(w->id_seed + (w->id_counter++) * 0x9E3779B97F4A7C15ull);
-        uint32_t hi = (uint32_t)(w->id_seed >> 32) ^ w->index;
-        for (int i = 0; i < 16; i++)
-            req->id[i] = hex[(v >> (60 - 4 * i)) & 15];
-        for (int i = 0; i < 4; i++)
-            req->id[16 + i] = hex[(hi >> (12 - 4 * i)) & 15];
-        req->id[20] = '\0';
+        tern__request_id_generate(req);
     }
-    tern_header(req, "X-Request-Id", req->id);
     return tern_next(req);
 }
 

@@ -555,6 +555,9 @@ static void serve_one(conn *c)
     if (r->parse_rc < 0) {
         c->closing = 1;
         c->rpos = c->rlen; /* framing can no longer be trusted */
+        r->h.nheaders = 0; /* nor the headers: no middleware runs */
+        if (app->uses_request_id)
+            tern__request_id_generate(r);
         tern__respond_error(r, -r->parse_rc, NULL);
         return;
     }
