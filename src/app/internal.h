@@ -108,6 +108,7 @@ struct conn {
     unsigned char closing;   /* close after the current response */
     unsigned char timed_out; /* the timer fired while waiting */
     unsigned char dead;      /* fd closed; free when the coroutine is done */
+    unsigned char freed;     /* retired to the worker's zombie list */
 };
 
 typedef struct res_header {
@@ -126,6 +127,8 @@ struct tern_req {
     tern_route *route;
     router_match m;
     int route_result;       /* enum router_result of the lookup */
+    int early_status;       /* a framework answer decided before the chain (400, 413) */
+    const char *early_detail;
     tern_str params[ROUTER_MAX_PARAMS]; /* decoded lazily (p == NULL: not yet) */
     unsigned chain_pos;
     int parse_rc;           /* h1_parse_request result for this request */
@@ -164,6 +167,7 @@ struct worker {
     coro_pool *coros;
     loop_io listen_io;
     conn *conns;           /* all open connections */
+    conn *zombies;         /* closed, freed at the end of the loop iteration */
     unsigned nconns;
     char **free_bufs;      /* read buffers for reuse */
     unsigned nfree_bufs, capfree_bufs;
@@ -203,6 +207,10 @@ int tern__req_discard_body(tern_req *req);
 int tern__run_chain(tern_req *req);
 /* Gives req a fresh id and sets X-Request-Id (framing errors skip the chain). */
 void tern__request_id_generate(tern_req *req);
+/* Writes a fresh 20-character request id (and its NUL) into out. */
+void tern__gen_id(worker *w, char out[21]);
+/* Answers status through the app-wide middleware (ids, logs) and the fallback. */
+void tern__run_early(tern_req *req, int status, const char *detail);
 /* Answers a request no route took: 404, 405 + Allow, or 204 for OPTIONS. */
 int tern__fallback_handler(tern_req *req);
 

@@ -48,6 +48,8 @@ static int decode_params(tern_req *r)
 
 int tern__fallback_handler(tern_req *req)
 {
+    if (req->early_status != 0)
+        return tern__respond_error(req, req->early_status, req->early_detail);
     switch (req->route_result) {
     case ROUTER_NOT_ALLOWED:
         tern_header_str(req, TERN_STR("Allow"), req->m.allow);
@@ -81,14 +83,27 @@ static void fallback(tern_req *req, int rc)
     tern__respond_error(req, 500, NULL);
 }
 
+void tern__run_early(tern_req *req, int status, const char *detail)
+{
+    req->early_status = status;
+    req->early_detail = detail;
+    req->m.nparams = 0;
+    req->route = &req->app->fallback;
+    tern__run_chain(req);
+}
+
 int tern__run_chain(tern_req *req)
 {
-    int rc = decode_params(req);
+    int rc;
 
-    if (rc == -1)
-        return tern__respond_error(req, 400, "a path parameter has an invalid percent-escape");
-    if (rc != 0)
-        return tern__respond_error(req, 503, NULL);
+    if (req->route != &req->app->fallback) {
+        rc = decode_params(req);
+        if (rc != 0) {
+            tern__run_early(req, rc == -1 ? 400 : 503,
+                            rc == -1 ? "a path parameter has an invalid percent-escape" : NULL);
+            return 0;
+        }
+    }
     req->chain_pos = 0;
     rc = tern_next(req);
     if (!req->responded || rc != 0)
@@ -123,18 +138,22 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-void tern__request_id_generate(tern_req *req)
+void tern__gen_id(worker *w, char out[21])
 {
     static const char hex[] = "0123456789abcdef";
-    worker *w = req->w;
     uint64_t v = mix(w->id_seed + (w->id_counter++) * 0x9E3779B97F4A7C15ull);
     uint32_t hi = (uint32_t)(w->id_seed >> 32) ^ w->index;
 
     for (int i = 0; i < 16; i++)
-        req->id[i] = hex[(v >> (60 - 4 * i)) & 15];
+        out[i] = hex[(v >> (60 - 4 * i)) & 15];
     for (int i = 0; i < 4; i++)
-        req->id[16 + i] = hex[(hi >> (12 - 4 * i)) & 15];
-    req->id[20] = '\0';
+        out[16 + i] = hex[(hi >> (12 - 4 * i)) & 15];
+    out[20] = '\0';
+}
+
+void tern__request_id_generate(tern_req *req)
+{
+    tern__gen_id(req->w, req->id);
     tern_header(req, "X-Request-Id", req->id);
 }
 

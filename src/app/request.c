@@ -23,6 +23,8 @@ void tern__req_reset(tern_req *r)
     r->scanned = 0;
     r->parse_rc = 0;
     r->route = NULL;
+    r->early_status = 0;
+    r->early_detail = NULL;
     r->m.nparams = 0;
     r->chain_pos = 0;
     r->body_state = BODY_NONE;

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -171,7 +172,8 @@ static void conn_release_idle(conn *c)
         tern_buf_deinit(&c->wbuf);
 }
 
-static void conn_free(conn *c)
+/* Unlinks c from the worker's live list and releases what it holds. */
+static void conn_unlink(conn *c)
 {
     worker *w = c->w;
 
@@ -184,10 +186,35 @@ static void conn_free(conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     rbuf_put(w, c->rbuf);
+    c->rbuf = NULL;
     req_put(w, c->req);
+    c->req = NULL;
     tern_buf_deinit(&c->wbuf);
-    tern_free(c);
+}
+
+/*
+ * Retires a closed connection.  The struct itself is freed at the end of the
+ * loop iteration (worker_reap): the epoll batch being dispatched may still
+ * hold events for it, and those must find a dead connection, not freed
+ * memory.
+ */
+static void conn_free(conn *c)
+{
+    worker *w = c->w;
+
+    conn_unlink(c);
+    c->next = w->zombies;
+    w->zombies = c;
     worker_check_done(w);
+}
+
+static void worker_reap(worker *w)
+{
+    while (w->zombies != NULL) {
+        conn *c = w->zombies;
+        w->zombies = c->next;
+        tern_free(c);
+    }
 }
 
 /* Closes the socket; frees now, or when the running coroutine finishes. */
@@ -199,8 +226,10 @@ static void conn_close(conn *c)
         close(c->io.fd);
         c->io.fd = -1;
     }
-    if (c->co == NULL)
+    if (c->co == NULL && !c->freed) {
+        c->freed = 1;
         conn_free(c);
+    }
 }
 
 static void conn_start(worker *w, int fd)
@@ -235,6 +264,8 @@ static void conn_io_cb(loop_io *io, uint32_t events)
 {
     conn *c = (conn *)io;
 
+    if (c->dead)
+        return; /* closed earlier in this epoll batch */
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->readable = 1;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -590,7 +621,7 @@ static void serve_one(conn *c)
             if ((r->h.flags & H1_HAS_CL) && r->h.content_length > r->route->body_limit) {
                 c->closing = 1;
                 r->body_state = BODY_FAILED; /* never read it */
-                tern__respond_error(r, 413, "the request body is larger than this route accepts");
+                tern__run_early(r, 413, "the request body is larger than this route accepts");
             } else {
                 tern__run_chain(r);
             }
@@ -653,25 +684,32 @@ static void on_coro_done(coro *co)
 /* ------------------------------------------------------------------------ */
 /* Listener                                                                   */
 
-static const char busy_body[] =
-    "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
-    "\"detail\":\"the server has too many open connections\"}";
-
+/* At max_conns: answer 503 without reading anything, and close. */
 static void refuse(worker *w, int fd)
 {
-    char head[256];
+    char head[320], body[256], id[21], idh[48] = "";
     struct iovec iov[2];
     struct msghdr msg = { 0 };
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 503 Service Unavailable\r\nDate: %.29s\r\n"
-                     "Content-Type: application/problem+json\r\nContent-Length: %zu\r\n"
-                     "Retry-After: 1\r\nConnection: close\r\n\r\n",
-                     tern__worker_date(w), sizeof busy_body - 1);
+    int bn, hn;
 
+    id[0] = '\0';
+    if (w->app->uses_request_id) {
+        tern__gen_id(w, id);
+        snprintf(idh, sizeof idh, "X-Request-Id: %s\r\n", id);
+    }
+    bn = snprintf(body, sizeof body,
+                  "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
+                  "\"detail\":\"the server has too many open connections\"%s%s%s}",
+                  id[0] ? ",\"request_id\":\"" : "", id, id[0] ? "\"" : "");
+    hn = snprintf(head, sizeof head,
+                  "HTTP/1.1 503 Service Unavailable\r\nDate: %.29s\r\n"
+                  "Content-Type: application/problem+json\r\nContent-Length: %d\r\n"
+                  "Retry-After: 1\r\nConnection: close\r\n%s\r\n",
+                  tern__worker_date(w), bn, idh);
     iov[0].iov_base = head;
-    iov[0].iov_len = (size_t)n;
-    iov[1].iov_base = (void *)busy_body;
-    iov[1].iov_len = sizeof busy_body - 1;
+    iov[0].iov_len = (size_t)hn;
+    iov[1].iov_base = body;
+    iov[1].iov_len = (size_t)bn;
     msg.msg_iov = iov;
     msg.msg_iovlen = 2;
     (void)sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -772,9 +810,11 @@ static void *worker_main(void *arg)
     worker *w = arg;
 
     loop_set_current(w->loop);
-    while (!w->done)
+    while (!w->done) {
         if (loop_run_once(w->loop, -1) < 0 && errno != EINTR)
             break;
+        worker_reap(w);
+    }
     loop_set_current(NULL);
     return NULL;
 }
@@ -791,8 +831,10 @@ static void worker_deinit(worker *w)
             close(c->io.fd);
             c->dead = 1;
         }
+        c->freed = 1;
         conn_free(c);
     }
+    worker_reap(w);
     if (w->listen_io.fd >= 0)
         close(w->listen_io.fd);
     while (w->free_reqs != NULL) {
@@ -905,6 +947,17 @@ int tern__server_listen(tern_app *app)
     return port;
 }
 
+/* A server wants as many descriptors as it may: soft limit up to the hard one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int tern__server_run(tern_app *app)
 {
     sigset_t mask, old;
@@ -914,6 +967,7 @@ int tern__server_run(tern_app *app)
 
     ign.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ign, NULL);
+    raise_fd_limit();
     sigemptyset(&mask);
     if (app->cfg.install_signals) {
         sigaddset(&mask, SIGTERM);

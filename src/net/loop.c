@@ -319,7 +319,8 @@ int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms)
     timer_init(&w.timer, waiter_timer_cb);
     if (loop_add(l, &w.io, ev | EPOLLONESHOT) != 0)
         return TERN_ESYS;
-    if (timeout_ms >= 0 && timer_arm(&l->timers, &w.timer, loop_now(l) + timeout_ms) != 0) {
+    if (timeout_ms >= 0 &&
+        timer_arm(&l->timers, &w.timer, loop_update_time(l) + timeout_ms) != 0) {
         loop_del(l, &w.io);
         return TERN_ENOMEM;
     }
@@ -350,7 +351,8 @@ int tern_sleep(int64_t ms)
     w.co = co;
     w.io.fd = -1;
     timer_init(&w.timer, waiter_timer_cb);
-    if (timer_arm(&l->timers, &w.timer, loop_now(l) + ms) != 0)
+    /* Fresh time: the cached one may lag, and a sleep must last at least ms. */
+    if (timer_arm(&l->timers, &w.timer, loop_update_time(l) + ms) != 0)
         return TERN_ENOMEM;
     park(l, &w);
     coro_yield();

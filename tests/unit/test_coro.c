@@ -468,6 +468,180 @@ Test(coro, registers_preserved)
     coro_pool_free(p);
 }
 
+/*
+ * The same check with no compiler in between: call_known(fn, arg, out) sets
+ * every callee-saved register to a known value, calls fn(arg), and stores
+ * the registers as they came back in out[].  The scheduler calls coro_resume
+ * through it and the coroutine calls coro_yield through it, so a switch that
+ * fails to restore any one register shows up as a wrong value.
+ */
+#if defined(__x86_64__)
+#define KNOWN_N 6
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".type call_known, @function\n"
+    "call_known:\n"
+    "    pushq %rbp\n"
+    "    pushq %rbx\n"
+    "    pushq %r12\n"
+    "    pushq %r13\n"
+    "    pushq %r14\n"
+    "    pushq %r15\n"
+    "    pushq %rdx\n"                       /* out; also aligns rsp to 16 */
+    "    movq %rdi, %rax\n"
+    "    movq %rsi, %rdi\n"
+    "    movabsq $0x1111111111111111, %rbx\n"
+    "    movabsq $0x2222222222222222, %rbp\n"
+    "    movabsq $0x3333333333333333, %r12\n"
+    "    movabsq $0x4444444444444444, %r13\n"
+    "    movabsq $0x5555555555555555, %r14\n"
+    "    movabsq $0x6666666666666666, %r15\n"
+    "    callq *%rax\n"
+    "    popq %rdx\n"
+    "    movq %rbx, 0(%rdx)\n"
+    "    movq %rbp, 8(%rdx)\n"
+    "    movq %r12, 16(%rdx)\n"
+    "    movq %r13, 24(%rdx)\n"
+    "    movq %r14, 32(%rdx)\n"
+    "    movq %r15, 40(%rdx)\n"
+    "    popq %r15\n"
+    "    popq %r14\n"
+    "    popq %r13\n"
+    "    popq %r12\n"
+    "    popq %rbx\n"
+    "    popq %rbp\n"
+    "    ret\n"
+    ".size call_known, .-call_known\n");
+static const uint64_t known_want[KNOWN_N] = {
+    0x1111111111111111u, 0x2222222222222222u, 0x3333333333333333u,
+    0x4444444444444444u, 0x5555555555555555u, 0x6666666666666666u,
+};
+#elif defined(__aarch64__)
+#define KNOWN_N 18
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".type call_known, %function\n"
+    "call_known:\n"
+    "    stp x29, x30, [sp, #-176]!\n"
+    "    mov x29, sp\n"
+    "    stp x19, x20, [sp, #16]\n"
+    "    stp x21, x22, [sp, #32]\n"
+    "    stp x23, x24, [sp, #48]\n"
+    "    stp x25, x26, [sp, #64]\n"
+    "    stp x27, x28, [sp, #80]\n"
+    "    stp d8, d9, [sp, #96]\n"
+    "    stp d10, d11, [sp, #112]\n"
+    "    stp d12, d13, [sp, #128]\n"
+    "    stp d14, d15, [sp, #144]\n"
+    "    str x2, [sp, #160]\n"
+    "    mov x9, x0\n"
+    "    mov x0, x1\n"
+    "    mov x19, #19\n"
+    "    mov x20, #20\n"
+    "    mov x21, #21\n"
+    "    mov x22, #22\n"
+    "    mov x23, #23\n"
+    "    mov x24, #24\n"
+    "    mov x25, #25\n"
+    "    mov x26, #26\n"
+    "    mov x27, #27\n"
+    "    mov x28, #28\n"
+    "    fmov d8, #8.0\n"
+    "    fmov d9, #9.0\n"
+    "    fmov d10, #10.0\n"
+    "    fmov d11, #11.0\n"
+    "    fmov d12, #12.0\n"
+    "    fmov d13, #13.0\n"
+    "    fmov d14, #14.0\n"
+    "    fmov d15, #15.0\n"
+    "    blr x9\n"
+    "    ldr x2, [sp, #160]\n"
+    "    stp x19, x20, [x2, #0]\n"
+    "    stp x21, x22, [x2, #16]\n"
+    "    stp x23, x24, [x2, #32]\n"
+    "    stp x25, x26, [x2, #48]\n"
+    "    stp x27, x28, [x2, #64]\n"
+    "    stp d8, d9, [x2, #80]\n"
+    "    stp d10, d11, [x2, #96]\n"
+    "    stp d12, d13, [x2, #112]\n"
+    "    stp d14, d15, [x2, #128]\n"
+    "    ldp x19, x20, [sp, #16]\n"
+    "    ldp x21, x22, [sp, #32]\n"
+    "    ldp x23, x24, [sp, #48]\n"
+    "    ldp x25, x26, [sp, #64]\n"
+    "    ldp x27, x28, [sp, #80]\n"
+    "    ldp d8, d9, [sp, #96]\n"
+    "    ldp d10, d11, [sp, #112]\n"
+    "    ldp d12, d13, [sp, #128]\n"
+    "    ldp d14, d15, [sp, #144]\n"
+    "    ldp x29, x30, [sp], #176\n"
+    "    ret\n"
+    ".size call_known, .-call_known\n");
+static uint64_t known_want[KNOWN_N];
+#endif
+
+#ifdef KNOWN_N
+void call_known(void (*fn)(void *), void *arg, uint64_t *out);
+
+static uint64_t g_known_co[20][KNOWN_N];
+
+static void yield_thunk(void *arg)
+{
+    (void)arg;
+    coro_yield();
+}
+
+static int g_resume_rc;
+static void resume_thunk(void *arg)
+{
+    g_resume_rc = coro_resume(arg);
+}
+
+static void known_body(void *arg)
+{
+    int i;
+
+    (void)arg;
+    for (i = 0; i < 20; i++) {
+        call_known(yield_thunk, NULL, g_known_co[i]);
+        TRASH_CALLEE_SAVED();
+    }
+}
+
+Test(coro, callee_saved_exact)
+{
+    coro_pool *p = coro_pool_new(STACK, 1);
+    coro *c = coro_get(p, known_body, NULL);
+    uint64_t sched[21][KNOWN_N];
+    int i, j;
+
+#if defined(__aarch64__)
+    for (j = 0; j < 10; j++)
+        known_want[j] = (uint64_t)(19 + j);
+    for (j = 0; j < 8; j++) {
+        double d = 8.0 + j;
+        memcpy(&known_want[10 + j], &d, sizeof d);
+    }
+#endif
+    memset(g_known_co, 0, sizeof g_known_co);
+    for (i = 0; i < 21; i++) {
+        TRASH_CALLEE_SAVED();
+        call_known(resume_thunk, c, sched[i]);
+        cr_assert_eq(g_resume_rc, i == 20, "finished after 20 yields");
+    }
+    for (i = 0; i < 21; i++)
+        for (j = 0; j < KNOWN_N; j++)
+            cr_assert_eq(sched[i][j], known_want[j], "scheduler, switch %d, register %d", i, j);
+    for (i = 0; i < 20; i++)
+        for (j = 0; j < KNOWN_N; j++)
+            cr_assert_eq(g_known_co[i][j], known_want[j], "coroutine, switch %d, register %d", i, j);
+    coro_put(c);
+    coro_pool_free(p);
+}
+#endif
+
 #if defined(__x86_64__)
 static int g_round_in, g_round_again;
 static void round_body(void *arg)
