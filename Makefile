@@ -5,10 +5,12 @@
 #   make test    release (-Werror) and ASan+UBSan builds, every test in both,
 #                fuzz corpora replayed; ends with "N passed, M failed"
 #   make bench   benchmarks against peers (see bench/README.md)
-#   make fuzz    libFuzzer runs (FUZZ_TIME seconds per target, default 60)
+#   make fuzz    libFuzzer runs (FUZZ_TIME seconds per target, default 60;
+#                FUZZ_TARGETS="h1" to pick targets)
 
 PORT ?= 8080
 FUZZ_TIME ?= 60
+FUZZ_TARGETS ?= h1 router
 RELEASE := build/release
 ASAN := build/asan
 FUZZ := build/fuzz
@@ -49,12 +51,11 @@ fuzz: deps-fuzz
 	@test -f $(FUZZ)/build.ninja || CC=clang meson setup $(FUZZ) -Dbuildtype=debugoptimized \
 		-Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
 	ninja -C $(FUZZ)
-	@for t in $(FUZZ)/fuzz/fuzz_*; do \
-		name=$$(basename $$t | sed 's/^fuzz_//'); \
+	@for name in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ)/corpus/$$name; \
 		echo "== $$name ($(FUZZ_TIME) s)"; \
-		$$t -max_total_time=$(FUZZ_TIME) -dict=fuzz/http.dict -print_final_stats=1 \
-			$(FUZZ)/corpus/$$name fuzz/corpus/$$name || exit 1; \
+		$(FUZZ)/fuzz/fuzz_$$name -max_total_time=$(FUZZ_TIME) -dict=fuzz/http.dict \
+			-print_final_stats=1 $(FUZZ)/corpus/$$name fuzz/corpus/$$name || exit 1; \
 	done
 
 bench: deps-build

@@ -187,6 +187,11 @@ int tern__server_listen(tern_app *app);
 int tern__server_run(tern_app *app);
 /* Reads more request bytes from inside the request coroutine. 0/TERN_E*. */
 int tern__conn_read_more(conn *c, int timeout_ms);
+/*
+ * Receives into dst from inside the request coroutine (large bodies skip the
+ * read buffer).  Bytes (> 0), or TERN_ECLOSED, TERN_ETIMEDOUT, TERN_ECANCELED.
+ */
+long tern__conn_recv(conn *c, char *dst, size_t cap, int timeout_ms);
 /* Flushes c->wbuf from inside the coroutine (waits while the socket is full). */
 int tern__conn_flush(conn *c);
 /* The worker's cached Date value (29 bytes). */

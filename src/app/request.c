@@ -15,8 +15,6 @@
 
 #include "app/internal.h"
 
-long tern__conn_recv(conn *c, char *dst, size_t cap, int timeout_ms);
-
 void tern__req_reset(tern_req *r)
 {
     tern_arena_reset(&r->arena);

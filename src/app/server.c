@@ -485,8 +485,6 @@ int tern__conn_read_more(conn *c, int timeout_ms)
     return 0;
 }
 
-/* Receives straight into a caller buffer (large bodies skip rbuf). */
-long tern__conn_recv(conn *c, char *dst, size_t cap, int timeout_ms);
 long tern__conn_recv(conn *c, char *dst, size_t cap, int timeout_ms)
 {
     return conn_recv(c, dst, cap, timeout_ms);

@@ -33,19 +33,23 @@
 #include "tern/core.h"
 #include "net/coro.h"
 
-#if !defined(TERN_CORO_ASM) && !defined(TERN_CORO_UCONTEXT)
-#if defined(__x86_64__) || defined(__aarch64__)
-#define TERN_CORO_ASM 1
-#else
-#define TERN_CORO_UCONTEXT 1
-#endif
-#endif
-#if defined(TERN_CORO_ASM) && defined(TERN_CORO_UCONTEXT) && TERN_CORO_UCONTEXT
-#undef TERN_CORO_ASM
-#endif
-
+/* The switch: CORO_ASM (coro_switch_<arch>.S) or CORO_UCTX (ucontext).  The
+ * build passes TERN_CORO_ASM=1 or TERN_CORO_UCONTEXT=1; without either, the
+ * assembly is used where it exists. */
 #if defined(TERN_CORO_UCONTEXT) && TERN_CORO_UCONTEXT
 #define CORO_UCTX 1
+#elif defined(TERN_CORO_ASM) && TERN_CORO_ASM
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#error "TERN_CORO_ASM: no context switch for this architecture; use -Dcoro=ucontext"
+#endif
+#define CORO_ASM 1
+#elif defined(__x86_64__) || defined(__aarch64__)
+#define CORO_ASM 1
+#else
+#define CORO_UCTX 1
+#endif
+
+#ifdef CORO_UCTX
 #include <ucontext.h>
 #endif
 
@@ -118,7 +122,7 @@ static _Thread_local coro *t_current;
 /* Bytes reserved at the top of the mapping for the struct (cache-line sized). */
 #define CORO_HDR ((sizeof(coro) + 63) & ~(size_t)63)
 
-#ifdef TERN_CORO_ASM
+#ifdef CORO_ASM
 /* In coro_switch_<arch>.S: saves callee-saved state on the current stack,
  * stores the stack pointer in *save_sp, loads load_sp and restores from it. */
 void tern__coro_switch(void **save_sp, void *load_sp);
@@ -133,17 +137,6 @@ static void coro_uctx_entry(void);
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Sanitizer hooks                                                            */
-
-#ifdef TERN_ASAN
-#define ASAN_START(save, bottom, size) __sanitizer_start_switch_fiber((save), (bottom), (size))
-#define ASAN_FINISH(save, bottom, size) __sanitizer_finish_switch_fiber((save), (bottom), (size))
-#else
-#define ASAN_START(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
-#define ASAN_FINISH(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
-#endif
-
-/* ------------------------------------------------------------------------ */
 /* The initial frame                                                          */
 
 /*
@@ -153,7 +146,7 @@ static void coro_uctx_entry(void);
  */
 static void coro_prepare(coro *c)
 {
-#if defined(TERN_CORO_ASM) && defined(__x86_64__)
+#if defined(CORO_ASM) && defined(__x86_64__)
     /* top is 16-byte aligned; see coro_switch_x86_64.S for the frame. */
     uint64_t *top = (uint64_t *)((uintptr_t)c & ~(uintptr_t)15);
     uint64_t *f = top - 9;
@@ -167,7 +160,7 @@ static void coro_prepare(coro *c)
     f[7] = (uint64_t)(uintptr_t)tern__coro_start; /* return address */
     f[8] = 0;                                    /* fake return of start */
     c->sp = f;
-#elif defined(TERN_CORO_ASM) && defined(__aarch64__)
+#elif defined(CORO_ASM) && defined(__aarch64__)
     /* 160-byte frame; see coro_switch_aarch64.S for the offsets. */
     uint64_t *top = (uint64_t *)((uintptr_t)c & ~(uintptr_t)15);
     uint64_t *f = top - 20;
@@ -204,16 +197,16 @@ static void coro_uctx_entry(void)
  */
 static void coro_entry(coro *c)
 {
-    /* Arrived from the scheduler: learn its stack; there is no fake stack
-     * to restore on first entry. */
+    /* Arrived from the scheduler: learn its stack bounds (to switch back);
+     * there is no fake stack of ours to restore on first entry. */
 #ifdef TERN_ASAN
-    ASAN_FINISH(NULL, &c->caller_bottom, &c->caller_size);
+    __sanitizer_finish_switch_fiber(NULL, &c->caller_bottom, &c->caller_size);
 #endif
     c->fn(c->arg);
     c->state = CORO_DONE;
     /* NULL: this fiber is finished, ASan may destroy its fake stack. */
 #ifdef TERN_ASAN
-    ASAN_START(NULL, c->caller_bottom, c->caller_size);
+    __sanitizer_start_switch_fiber(NULL, c->caller_bottom, c->caller_size);
 #endif
 #ifdef CORO_UCTX
     setcontext(&c->caller_ctx);
@@ -225,16 +218,16 @@ static void coro_entry(coro *c)
 
 int coro_resume(coro *c)
 {
-    assert(t_current == NULL && "coro_resume from inside a coroutine");
-    assert(c->state == CORO_NEW || c->state == CORO_SUSPENDED);
 #ifdef TERN_ASAN
-    void *fake = NULL;
+    void *fake = NULL; /* the scheduler's fake stack while we are away */
 #endif
 
+    assert(t_current == NULL && "coro_resume from inside a coroutine");
+    assert(c->state == CORO_NEW || c->state == CORO_SUSPENDED);
     c->state = CORO_RUNNING;
     t_current = c;
 #ifdef TERN_ASAN
-    ASAN_START(&fake, c->lo, c->stack_size);
+    __sanitizer_start_switch_fiber(&fake, c->lo, c->stack_size);
 #endif
 #ifdef CORO_UCTX
     swapcontext(&c->caller_ctx, &c->ctx);
@@ -242,7 +235,7 @@ int coro_resume(coro *c)
     tern__coro_switch(&c->caller_sp, c->sp);
 #endif
 #ifdef TERN_ASAN
-    ASAN_FINISH(fake, NULL, NULL);
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
     t_current = NULL;
     return c->state == CORO_DONE;
@@ -258,7 +251,7 @@ void coro_yield(void)
     assert(c != NULL && "coro_yield outside a coroutine");
     c->state = CORO_SUSPENDED;
 #ifdef TERN_ASAN
-    ASAN_START(&fake, c->caller_bottom, c->caller_size);
+    __sanitizer_start_switch_fiber(&fake, c->caller_bottom, c->caller_size);
 #endif
 #ifdef CORO_UCTX
     swapcontext(&c->ctx, &c->caller_ctx);
@@ -267,7 +260,7 @@ void coro_yield(void)
 #endif
 #ifdef TERN_ASAN
     /* The scheduler resuming us may be at a different depth: relearn. */
-    ASAN_FINISH(fake, &c->caller_bottom, &c->caller_size);
+    __sanitizer_finish_switch_fiber(fake, &c->caller_bottom, &c->caller_size);
 #endif
 }
 

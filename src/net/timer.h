@@ -42,7 +42,11 @@ int64_t timer_next_deadline(const timer_heap *h);
 /*
  * Disarms and calls the callback of every timer whose deadline <= now, in
  * deadline order (ties in arming order).  Callbacks may arm or disarm any
- * timer, including the one being run.  Returns the number run.
+ * timer, including the one being run.  A timer armed (or re-armed) by a
+ * callback during this pass waits for the next pass even if it is already
+ * due, so a callback that re-arms itself for "now" cannot spin forever; the
+ * loop then sees timer_next_deadline() <= now and polls without sleeping.
+ * Returns the number run.
  */
 size_t timer_run_expired(timer_heap *h, int64_t now);
 

@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <fenv.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -469,9 +470,9 @@ Test(coro, registers_preserved)
 }
 
 /*
- * The same check with no compiler in between: call_known(fn, arg, out) sets
- * every callee-saved register to a known value, calls fn(arg), and stores
- * the registers as they came back in out[].  The scheduler calls coro_resume
+ * The same check with no compiler in between: call_known(fn, arg, out, base)
+ * sets callee-saved register k to base + k, calls fn(arg), and stores the
+ * registers as they came back in out[].  The scheduler calls coro_resume
  * through it and the coroutine calls coro_yield through it, so a switch that
  * fails to restore any one register shows up as a wrong value.
  */
@@ -491,12 +492,12 @@ __asm__(
     "    pushq %rdx\n"                       /* out; also aligns rsp to 16 */
     "    movq %rdi, %rax\n"
     "    movq %rsi, %rdi\n"
-    "    movabsq $0x1111111111111111, %rbx\n"
-    "    movabsq $0x2222222222222222, %rbp\n"
-    "    movabsq $0x3333333333333333, %r12\n"
-    "    movabsq $0x4444444444444444, %r13\n"
-    "    movabsq $0x5555555555555555, %r14\n"
-    "    movabsq $0x6666666666666666, %r15\n"
+    "    leaq 1(%rcx), %rbx\n"
+    "    leaq 2(%rcx), %rbp\n"
+    "    leaq 3(%rcx), %r12\n"
+    "    leaq 4(%rcx), %r13\n"
+    "    leaq 5(%rcx), %r14\n"
+    "    leaq 6(%rcx), %r15\n"
     "    callq *%rax\n"
     "    popq %rdx\n"
     "    movq %rbx, 0(%rdx)\n"
@@ -513,10 +514,6 @@ __asm__(
     "    popq %rbp\n"
     "    ret\n"
     ".size call_known, .-call_known\n");
-static const uint64_t known_want[KNOWN_N] = {
-    0x1111111111111111u, 0x2222222222222222u, 0x3333333333333333u,
-    0x4444444444444444u, 0x5555555555555555u, 0x6666666666666666u,
-};
 #elif defined(__aarch64__)
 #define KNOWN_N 18
 __asm__(
@@ -538,24 +535,32 @@ __asm__(
     "    str x2, [sp, #160]\n"
     "    mov x9, x0\n"
     "    mov x0, x1\n"
-    "    mov x19, #19\n"
-    "    mov x20, #20\n"
-    "    mov x21, #21\n"
-    "    mov x22, #22\n"
-    "    mov x23, #23\n"
-    "    mov x24, #24\n"
-    "    mov x25, #25\n"
-    "    mov x26, #26\n"
-    "    mov x27, #27\n"
-    "    mov x28, #28\n"
-    "    fmov d8, #8.0\n"
-    "    fmov d9, #9.0\n"
-    "    fmov d10, #10.0\n"
-    "    fmov d11, #11.0\n"
-    "    fmov d12, #12.0\n"
-    "    fmov d13, #13.0\n"
-    "    fmov d14, #14.0\n"
-    "    fmov d15, #15.0\n"
+    "    add x19, x3, #1\n"
+    "    add x20, x3, #2\n"
+    "    add x21, x3, #3\n"
+    "    add x22, x3, #4\n"
+    "    add x23, x3, #5\n"
+    "    add x24, x3, #6\n"
+    "    add x25, x3, #7\n"
+    "    add x26, x3, #8\n"
+    "    add x27, x3, #9\n"
+    "    add x28, x3, #10\n"
+    "    add x10, x3, #11\n"
+    "    fmov d8, x10\n"
+    "    add x10, x3, #12\n"
+    "    fmov d9, x10\n"
+    "    add x10, x3, #13\n"
+    "    fmov d10, x10\n"
+    "    add x10, x3, #14\n"
+    "    fmov d11, x10\n"
+    "    add x10, x3, #15\n"
+    "    fmov d12, x10\n"
+    "    add x10, x3, #16\n"
+    "    fmov d13, x10\n"
+    "    add x10, x3, #17\n"
+    "    fmov d14, x10\n"
+    "    add x10, x3, #18\n"
+    "    fmov d15, x10\n"
     "    blr x9\n"
     "    ldr x2, [sp, #160]\n"
     "    stp x19, x20, [x2, #0]\n"
@@ -579,11 +584,13 @@ __asm__(
     "    ldp x29, x30, [sp], #176\n"
     "    ret\n"
     ".size call_known, .-call_known\n");
-static uint64_t known_want[KNOWN_N];
 #endif
 
 #ifdef KNOWN_N
-void call_known(void (*fn)(void *), void *arg, uint64_t *out);
+void call_known(void (*fn)(void *), void *arg, uint64_t *out, uint64_t base);
+
+#define BASE_SCHED 0x5c4ed00000000000u
+#define BASE_CORO 0xc0c0c0c000000000u
 
 static uint64_t g_known_co[20][KNOWN_N];
 
@@ -605,7 +612,7 @@ static void known_body(void *arg)
 
     (void)arg;
     for (i = 0; i < 20; i++) {
-        call_known(yield_thunk, NULL, g_known_co[i]);
+        call_known(yield_thunk, NULL, g_known_co[i], BASE_CORO);
         TRASH_CALLEE_SAVED();
     }
 }
@@ -617,40 +624,44 @@ Test(coro, callee_saved_exact)
     uint64_t sched[21][KNOWN_N];
     int i, j;
 
-#if defined(__aarch64__)
-    for (j = 0; j < 10; j++)
-        known_want[j] = (uint64_t)(19 + j);
-    for (j = 0; j < 8; j++) {
-        double d = 8.0 + j;
-        memcpy(&known_want[10 + j], &d, sizeof d);
-    }
-#endif
     memset(g_known_co, 0, sizeof g_known_co);
     for (i = 0; i < 21; i++) {
         TRASH_CALLEE_SAVED();
-        call_known(resume_thunk, c, sched[i]);
+        call_known(resume_thunk, c, sched[i], BASE_SCHED);
         cr_assert_eq(g_resume_rc, i == 20, "finished after 20 yields");
     }
     for (i = 0; i < 21; i++)
         for (j = 0; j < KNOWN_N; j++)
-            cr_assert_eq(sched[i][j], known_want[j], "scheduler, switch %d, register %d", i, j);
+            cr_assert_eq(sched[i][j], BASE_SCHED + (uint64_t)j + 1, "scheduler, switch %d, register %d", i, j);
     for (i = 0; i < 20; i++)
         for (j = 0; j < KNOWN_N; j++)
-            cr_assert_eq(g_known_co[i][j], known_want[j], "coroutine, switch %d, register %d", i, j);
+            cr_assert_eq(g_known_co[i][j], BASE_CORO + (uint64_t)j + 1, "coroutine, switch %d, register %d", i, j);
     coro_put(c);
     coro_pool_free(p);
 }
 #endif
 
 #if defined(__x86_64__)
+#include <xmmintrin.h>
+
+/* fegetround reads the x87 control word only, so MXCSR is checked apart. */
+/* Control bits; the low 6 are status flags.  valgrind models only the
+ * rounding field (RC, bits 13-14) of MXCSR, so only that is checked there. */
+#define CSR_MASK (ON_VALGRIND() ? 0x6000u : 0xffc0u)
+#define CSR_FTZ_DAZ 0x8040u
+
 static int g_round_in, g_round_again;
+static unsigned g_csr_in, g_csr_again;
 static void round_body(void *arg)
 {
     (void)arg;
     fesetround(FE_UPWARD);
+    _mm_setcsr(_mm_getcsr() | CSR_FTZ_DAZ);
     g_round_in = fegetround();
+    g_csr_in = _mm_getcsr() & CSR_MASK;
     coro_yield();
     g_round_again = fegetround();
+    g_csr_again = _mm_getcsr() & CSR_MASK;
 }
 
 /* MXCSR and the x87 control word are callee-saved "control bits": each
@@ -659,14 +670,19 @@ Test(coro, fp_control_bits)
 {
     coro_pool *p = coro_pool_new(STACK, 1);
     coro *c = coro_get(p, round_body, NULL);
+    unsigned csr = _mm_getcsr() & CSR_MASK;
 
     cr_assert_eq(fegetround(), FE_TONEAREST);
     cr_assert_eq(coro_resume(c), 0);
     cr_assert_eq(g_round_in, FE_UPWARD);
-    cr_assert_eq(fegetround(), FE_TONEAREST, "scheduler's mode restored");
+    cr_assert_eq(g_csr_in, (0x1f80u | 0x4000u | CSR_FTZ_DAZ) & CSR_MASK);
+    cr_assert_eq(fegetround(), FE_TONEAREST, "scheduler's x87 mode restored");
+    cr_assert_eq(_mm_getcsr() & CSR_MASK, csr, "scheduler's MXCSR restored");
     cr_assert_eq(coro_resume(c), 1);
-    cr_assert_eq(g_round_again, FE_UPWARD, "coroutine's mode restored");
+    cr_assert_eq(g_round_again, FE_UPWARD, "coroutine's x87 mode restored");
+    cr_assert_eq(g_csr_again, g_csr_in, "coroutine's MXCSR restored");
     cr_assert_eq(fegetround(), FE_TONEAREST);
+    cr_assert_eq(_mm_getcsr() & CSR_MASK, csr);
     coro_put(c);
     /* A fresh coroutine starts with the default mode. */
     c = coro_get(p, round_body, NULL);
@@ -824,5 +840,48 @@ Test(coro, big_frames_across_switches)
     }
     for (i = 0; i < 8; i++)
         cr_assert_eq(res[i], 2 * (20 * 21 / 2));
+    coro_pool_free(p);
+}
+
+/* longjmp inside a coroutine: under ASan it unpoisons "the current stack",
+ * which must be the coroutine's (known through the fiber annotations). */
+static jmp_buf g_jb;
+static volatile int g_do_jump = 1;
+
+__attribute__((noinline)) static void jump_deep(int d)
+{
+    volatile char buf[2048];
+    buf[0] = (char)d;
+    if (d == 0) {
+        if (g_do_jump)
+            longjmp(g_jb, 1);
+        return;
+    }
+    jump_deep(d - 1);
+    buf[1] = buf[0];
+}
+
+static void longjmp_body(void *arg)
+{
+    int *count = arg;
+
+    for (int i = 0; i < 5; i++) {
+        if (setjmp(g_jb) == 0)
+            jump_deep(30);
+        (*count)++;
+        coro_yield();
+    }
+}
+
+Test(coro, longjmp_inside)
+{
+    coro_pool *p = coro_pool_new(STACK, 1);
+    int count = 0;
+    coro *c = coro_get(p, longjmp_body, &count);
+
+    while (!coro_resume(c))
+        cr_assert_eq(big_frame_sched(2), 6);
+    cr_assert_eq(count, 5);
+    coro_put(c);
     coro_pool_free(p);
 }
