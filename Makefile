@@ -10,13 +10,13 @@
 
 PORT ?= 8080
 FUZZ_TIME ?= 60
-FUZZ_TARGETS ?= h1 router
+FUZZ_TARGETS ?= h1 router json form cookie multipart media
 RELEASE := build/release
 ASAN := build/asan
 FUZZ := build/fuzz
 
 # Debian packages each command needs (see README's dependency table).
-DEPS_BUILD := gcc meson ninja-build pkg-config
+DEPS_BUILD := gcc meson ninja-build pkg-config libjansson-dev
 DEPS_TEST := libcriterion-dev
 DEPS_FUZZ := clang libclang-rt-14-dev
 

@@ -13,9 +13,11 @@
 #define TERN_VERSION_PATCH 0
 #define TERN_VERSION "0.1.0"
 
+#include "tern/body.h"
 #include "tern/core.h"
 #include "tern/http.h"
 #include "tern/json.h"
 #include "tern/loop.h"
+#include "tern/valid.h"
 
 #endif /* TERN_H */

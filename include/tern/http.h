@@ -55,6 +55,7 @@ typedef struct tern_config {
     size_t max_header_bytes;   /* header section, default 16384 -> 431 */
     unsigned max_headers;      /* header fields, default 100 -> 431 */
     size_t max_body;           /* default per-route body limit, 1 MiB -> 413 */
+    unsigned json_max_depth;   /* JSON nesting in request bodies, default 64 -> 400 */
     int header_timeout_ms;     /* whole request head, default 10000 -> 408 */
     int body_timeout_ms;       /* idle time while reading a body, 30000 -> 408 */
     int keepalive_timeout_ms;  /* idle keep-alive connection, default 60000 */

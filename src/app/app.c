@@ -27,6 +27,7 @@ void tern_config_init(tern_config *cfg)
     cfg->max_header_bytes = 16384;
     cfg->max_headers = 100;
     cfg->max_body = 1024 * 1024;
+    cfg->json_max_depth = 64;
     cfg->header_timeout_ms = 10000;
     cfg->body_timeout_ms = 30000;
     cfg->keepalive_timeout_ms = 60000;
