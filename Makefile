@@ -36,6 +36,7 @@ $(RELEASE)/build.ninja:
 
 build: deps-build $(RELEASE)/build.ninja
 	ninja -C $(RELEASE)
+	@ln -sf $(RELEASE)/compile_commands.json compile_commands.json  # for clangd, clang-tidy
 
 run: build
 	@echo "tern: starting tern-hello on http://localhost:$(PORT)  (Ctrl-C stops it)"

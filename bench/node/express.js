@@ -1,6 +1,11 @@
 'use strict';
-// Express peer for tern's TFB bench: GET /plaintext and GET /json.
+// Express peer for tern's TFB bench: GET /plaintext, GET /json and
+// POST /validate.
 // Usage: node express.js PORT   (or PORT=N; WORKERS=N, default 2; HOST)
+// /validate: express.json() parses the body, ajv (JSON Schema 2020-12 with
+// ajv-formats, compiled once at start) checks it against
+// bench/validate/schema.json; 422 with ajv's errors when invalid, else the
+// body is echoed.
 const cluster = require('node:cluster');
 
 const port = Number(process.argv[2] || process.env.PORT || 8080);
@@ -37,6 +42,22 @@ if (cluster.isPrimary) {
   });
   app.get('/json', (req, res) => {
     res.set('Server', 'Express').json({ message: 'Hello, World!' });
+  });
+
+  // Compiled once per worker, before the first request.
+  const Ajv2020 = require('ajv/dist/2020');
+  const addFormats = require('ajv-formats');
+  const ajv = new Ajv2020();
+  addFormats(ajv);
+  const validateBody = ajv.compile(require('../validate/schema.json'));
+
+  app.post('/validate', express.json({ limit: '1mb' }), (req, res) => {
+    res.set('Server', 'Express');
+    if (!validateBody(req.body)) {
+      res.status(422).json({ status: 422, title: 'Unprocessable Content', errors: validateBody.errors });
+      return;
+    }
+    res.json(req.body);
   });
 
   app.listen(port, host, (err) => {

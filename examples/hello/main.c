@@ -1,10 +1,13 @@
 /*
  * tern-hello - a small tern app: a few routes, a path parameter, JSON,
- * a request body, a slow handler, streaming, and a guarded group.
+ * a request body, a slow handler, streaming, a guarded group, and a users
+ * resource whose input is declared as a schema and validated before the
+ * handler runs.
  *
  *   make run              (or: build/release/examples/hello/tern-hello --port 8080)
  *   curl localhost:8080/hello/world
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +123,168 @@ static int admin_stats(tern_req *req)
     return tern_json_send(req, 200, TERN_STR("{\"ok\":true}"));
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Users: validated input, kept in memory (the last 50)                       */
+
+static const tern_schema user_name = { .type = TERN_STRING, .min_length = 1, .max_length = 100 };
+static const tern_schema user_email = { .type = TERN_STRING, .format = "email", .max_length = 254 };
+static const tern_prop user_props[] = {
+    { "name", &user_name, 1 },
+    { "email", &user_email, 1 },
+    { NULL },
+};
+static const tern_schema user_schema = { .type = TERN_OBJECT, .properties = user_props };
+
+static const tern_schema list_limit = { .type = TERN_INTEGER, .minimum = TERN_MIN(1),
+                                        .maximum = TERN_MAX(50), .default_json = "50" };
+static const tern_prop list_props[] = { { "limit", &list_limit, 0 }, { NULL } };
+static const tern_schema list_query = { .type = TERN_OBJECT, .properties = list_props };
+
+#define USERS_KEPT 50
+
+struct user {
+    int64_t id;
+    char name[401]; /* 100 code points of up to 4 bytes */
+    char email[255];
+};
+
+static struct {
+    pthread_mutex_t mu; /* handlers run on several worker threads */
+    struct user ring[USERS_KEPT];
+    int64_t next_id;
+} users = { PTHREAD_MUTEX_INITIALIZER, { { 0 } }, 1 };
+
+struct user_in {
+    tern_str name, email;
+};
+
+static const tern_bind_field user_fields[] = {
+    TERN_BIND(struct user_in, name, TERN_STRING),
+    TERN_BIND(struct user_in, email, TERN_STRING),
+    { NULL },
+};
+
+static void user_json(tern_jw *w, const struct user *u)
+{
+    tern_jw_obj_begin(w);
+    tern_jw_key(w, TERN_STR("id"));
+    tern_jw_int(w, u->id);
+    tern_jw_key(w, TERN_STR("name"));
+    tern_jw_cstr(w, u->name);
+    tern_jw_key(w, TERN_STR("email"));
+    tern_jw_cstr(w, u->email);
+    tern_jw_obj_end(w);
+}
+
+static int create_user(tern_req *req)
+{
+    struct user_in in;
+    struct user u;
+
+    /* The schema already checked everything: bind and store. */
+    if (tern_bind(tern_req_valid_body(req), user_fields, &in) != 0)
+        return -1;
+    memset(&u, 0, sizeof u);
+    memcpy(u.name, in.name.p, in.name.n);
+    memcpy(u.email, in.email.p, in.email.n);
+    pthread_mutex_lock(&users.mu);
+    u.id = users.next_id++;
+    users.ring[u.id % USERS_KEPT] = u;
+    pthread_mutex_unlock(&users.mu);
+
+    char *loc = tern_arena_printf(tern_req_arena(req), "/users/%lld", (long long)u.id);
+    if (loc == NULL || tern_header(req, "Location", loc) != 0)
+        return -1;
+    tern_jw *w = tern_json_begin(req, 201);
+    user_json(w, &u);
+    return tern_json_end(req);
+}
+
+static int list_users(tern_req *req)
+{
+    int64_t limit = json_integer_value(json_object_get(tern_req_valid_query(req), "limit"));
+    tern_jw *w = tern_json_begin(req, 200);
+
+    tern_jw_arr_begin(w);
+    pthread_mutex_lock(&users.mu);
+    for (int64_t id = users.next_id - 1; id >= 1 && id >= users.next_id - limit; id--)
+        user_json(w, &users.ring[id % USERS_KEPT]); /* newest first */
+    pthread_mutex_unlock(&users.mu);
+    tern_jw_arr_end(w);
+    return tern_json_end(req);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forms, cookies, uploads                                                    */
+
+/* Echoes an urlencoded form as a JSON object of arrays (keys may repeat). */
+static int echo_form(tern_req *req)
+{
+    const tern_form *f;
+    int rc = tern_req_form(req, &f);
+
+    if (rc != 0)
+        return rc;
+    tern_jw *w = tern_json_begin(req, 200);
+    tern_jw_arr_begin(w);
+    for (unsigned i = 0; i < f->n; i++) {
+        tern_jw_arr_begin(w);
+        tern_jw_str(w, f->fields[i].key);
+        tern_jw_str(w, f->fields[i].value);
+        tern_jw_arr_end(w);
+    }
+    tern_jw_arr_end(w);
+    return tern_json_end(req);
+}
+
+static int set_cookie(tern_req *req)
+{
+    tern_cookie c = { .name = "session", .value = "abc123", .max_age = 3600 };
+    int rc = tern_set_cookie(req, &c);
+
+    return rc ? rc : tern_text(req, 200, "cookie set\n");
+}
+
+static int whoami(tern_req *req)
+{
+    tern_str s = tern_req_cookie(req, "session");
+
+    if (s.p == NULL)
+        return tern_problem(req, 401, "no session cookie");
+    return tern_send(req, 200, "text/plain; charset=utf-8", s.p, s.n);
+}
+
+/* Lists the parts of a multipart upload: name, filename, size, spooled. */
+static int upload(tern_req *req)
+{
+    const tern_part *parts;
+    unsigned n;
+    int rc = tern_req_multipart(req, NULL, &parts, &n);
+
+    if (rc != 0)
+        return rc;
+    tern_jw *w = tern_json_begin(req, 200);
+    tern_jw_arr_begin(w);
+    for (unsigned i = 0; i < n; i++) {
+        tern_jw_obj_begin(w);
+        tern_jw_key(w, TERN_STR("name"));
+        tern_jw_str(w, parts[i].name);
+        tern_jw_key(w, TERN_STR("filename"));
+        if (parts[i].filename.p)
+            tern_jw_str(w, parts[i].filename);
+        else
+            tern_jw_null(w);
+        tern_jw_key(w, TERN_STR("size"));
+        tern_jw_int(w, (int64_t)parts[i].size);
+        tern_jw_key(w, TERN_STR("spooled"));
+        tern_jw_bool(w, parts[i].fd >= 0);
+        tern_jw_obj_end(w);
+    }
+    tern_jw_arr_end(w);
+    return tern_json_end(req);
+}
+
 int main(int argc, char **argv)
 {
     tern_app *app = tern_app_new(NULL);
@@ -142,6 +307,13 @@ int main(int argc, char **argv)
     tern_get(app, "/silent", silent);
     tern_get(app, "/stream", stream);
     tern_get(app, "/files/*path", files);
+
+    tern_route_body(tern_post(app, "/users", create_user), "application/json", &user_schema);
+    tern_route_query(tern_get(app, "/users", list_users), &list_query);
+    tern_post(app, "/form", echo_form);
+    tern_get(app, "/cookie", set_cookie);
+    tern_get(app, "/whoami", whoami);
+    tern_post(app, "/upload", upload);
 
     admin = tern_group_new(app, "/admin");
     tern_group_use(admin, require_admin, NULL);

@@ -6,7 +6,7 @@
  *   - pure parsers over byte slices (tern_media_type_parse, tern_json_parse,
  *     tern_form_parse, tern_cookie_parse, the multipart parser): no I/O, no
  *     global state, fuzzed;
- *   - request helpers (tern_req_json, tern_req_form, tern_req_query,
+ *   - request helpers (tern_req_json, tern_req_form, tern_req_query_form,
  *     tern_req_cookie, tern_req_multipart) that read the body, apply the
  *     route's limits and, on failure, record the right problem so that a
  *     handler can just `return rc;` and the client gets a 400/413/415

@@ -70,6 +70,7 @@ void tern_app_free(tern_app *app)
         tern_free(r->pattern);
         tern_free(r->mws.v);
         tern_free(r->chain);
+        tern_free(r->body_media);
         tern_free(r);
     }
     while (app->groups != NULL) {

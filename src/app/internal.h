@@ -22,7 +22,9 @@
 #include "app/router.h"
 #include "http/h1.h"
 #include "net/loop.h"
+#include "tern/body.h"
 #include "tern/http.h"
+#include "tern/valid.h"
 
 #define MW_MAX 32        /* middleware entries in one chain (app+groups+route) */
 #define REQ_LOCALS 8     /* tern_req_set slots */
@@ -55,6 +57,10 @@ struct tern_route {
     size_t body_limit;
     void *data;
     mw_list mws;
+    char *body_media;                 /* declared body media type (tern_route_body) */
+    const tern_schema *body_schema;
+    const tern_schema *query_schema;
+    const tern_schema *params_schema;
     /* Flattened chain (app, groups outer->inner, route), built at listen. */
     const mw_entry **chain;
     unsigned nchain;
@@ -142,7 +148,18 @@ struct tern_req {
     h1_chunked chunked;
     uint64_t body_left;     /* Content-Length bytes not yet consumed */
     unsigned char continue_sent;
-    int body_status;        /* HTTP status for a failed body read (413, 408, 400) */
+    /* A failure recorded by a tern_req_* helper, answered if the handler returns it. */
+    int fail_status;        /* 400, 408, 413, 415, 422, 431 ... (0: none) */
+    const char *fail_detail; /* static or arena string; NULL: the status's default */
+    const char *fail_in;    /* "body", "query", "path" for 422 */
+    struct tern_errors *fail_errs; /* field errors for 422 (arena) */
+    /* Inputs decoded for the handler; released when the request ends. */
+    json_t *json_body;      /* tern_req_json */
+    json_t *valid_body, *valid_query, *valid_params;
+    const struct tern_form *query_form, *body_form; /* arena, cached */
+    struct tern_part *parts; /* multipart: spooled files closed at the end */
+    unsigned nparts;
+    unsigned char reading;  /* tern_req_read in progress (streaming) */
     /* response */
     int status;
     unsigned char responded;
@@ -199,14 +216,24 @@ const char *tern__worker_date(worker *w);
 
 /* response.c */
 int tern__respond_error(tern_req *req, int status, const char *detail);
+/* Answers the recorded failure (fail_status, detail, errors). */
+int tern__respond_failure(tern_req *req);
 void tern__res_reset(tern_req *req);
 /* Serializes status line + headers (+ Content-Length when cl >= 0) into wbuf. */
 int tern__write_head(tern_req *req, int status, const char *ctype, int64_t cl);
 
 /* request.c */
 void tern__req_reset(tern_req *req);
+/* Records a failure for the framework to answer (first one wins). */
+void tern__req_fail(tern_req *req, int status, const char *detail);
 /* Consumes and drops an unread body; returns 0 if the connection can be reused. */
 int tern__req_discard_body(tern_req *req);
+
+/* input.c */
+/* Reads, parses and validates the route's declared inputs; 0 or a failure recorded. */
+int tern__prepare_inputs(tern_req *req);
+/* Releases decoded inputs (JSON values, spooled files). */
+void tern__inputs_release(tern_req *req);
 
 /* middleware.c */
 int tern__run_chain(tern_req *req);

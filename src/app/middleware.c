@@ -22,8 +22,12 @@ int tern_next(tern_req *req)
         return TERN_ESTATE;
     if (pos < rt->nchain)
         return rt->chain[pos]->fn(req, rt->chain[pos]->data);
-    if (pos == rt->nchain)
+    if (pos == rt->nchain) {
+        /* Declared inputs are read last, so middleware (auth) can refuse first. */
+        if (tern__prepare_inputs(req) != 0)
+            return tern__respond_failure(req);
         return rt->handler(req);
+    }
     return TERN_ESTATE; /* tern_next called again after the handler ran */
 }
 
@@ -72,9 +76,9 @@ static void fallback(tern_req *req, int rc)
                      req->h.path.p, tern_strerror(rc));
         return;
     }
-    if (req->body_state == BODY_FAILED) {
-        if (req->body_status != 0)
-            tern__respond_error(req, req->body_status, NULL);
+    if (req->fail_status != 0 || req->body_state == BODY_FAILED) {
+        if (req->fail_status != 0)
+            tern__respond_failure(req);
         return;
     }
     tern_log(TERN_LOG_ERROR, "request %s: %.*s %.*s: %s", req->id, (int)req->h.method.n,

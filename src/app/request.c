@@ -15,6 +15,14 @@
 
 #include "app/internal.h"
 
+void tern__req_fail(tern_req *req, int status, const char *detail)
+{
+    if (req->fail_status == 0 && status != 0) {
+        req->fail_status = status;
+        req->fail_detail = detail;
+    }
+}
+
 void tern__req_reset(tern_req *r)
 {
     tern_arena_reset(&r->arena);
@@ -29,7 +37,13 @@ void tern__req_reset(tern_req *r)
     r->body = TERN_STR_NULL;
     r->body_left = 0;
     r->continue_sent = 0;
-    r->body_status = 0;
+    tern__inputs_release(r);
+    r->fail_status = 0;
+    r->fail_detail = NULL;
+    r->fail_in = NULL;
+    r->fail_errs = NULL;
+    r->query_form = r->body_form = NULL;
+    r->reading = 0;
     if (r->body_buf.cap > 64 * 1024)
         tern_buf_deinit(&r->body_buf);
     r->body_buf.len = 0;
@@ -227,7 +241,9 @@ static int read_chunked_body(tern_req *r, int discard)
             r->body_buf.len += produced; /* count discarded bytes against the limit */
         }
         if (rc < 0) {
-            r->body_status = rc == -431 ? 431 : 400; /* oversize trailers, or bad framing */
+            tern__req_fail(r, rc == -431 ? 431 : 400,
+                           rc == -431 ? "the chunked trailer section is too large"
+                                      : "the chunked body framing is malformed");
             return TERN_EPROTO;
         }
         if (rc == 1)
@@ -260,12 +276,13 @@ static int read_body(tern_req *r, int discard)
     r->body_state = rc == 0 ? BODY_READ : BODY_FAILED;
     if (rc != 0) {
         r->c->closing = 1;
-        if (r->body_status == 0)
-            r->body_status = rc == TERN_ETOOBIG   ? 413
-                         : rc == TERN_ETIMEDOUT ? 408
-                         : rc == TERN_EPROTO    ? 400
-                         : rc == TERN_ENOMEM    ? 503
-                                                : 0; /* connection gone: nobody to answer */
+        tern__req_fail(r, rc == TERN_ETOOBIG     ? 413
+                          : rc == TERN_ETIMEDOUT ? 408
+                          : rc == TERN_EPROTO    ? 400
+                          : rc == TERN_ENOMEM    ? 503
+                                                 : 0, /* connection gone: nobody to answer */
+                       rc == TERN_ETOOBIG ? "the request body is larger than this route accepts"
+                                          : NULL);
     }
     return rc;
 }
@@ -301,4 +318,96 @@ int tern__req_discard_body(tern_req *r)
     }
     r->body_buf.len = 0;
     return read_body(r, 1);
+}
+
+/* Records why a streaming read failed, closes after the response, returns rc. */
+static long read_failed(tern_req *r, int rc)
+{
+    r->body_state = BODY_FAILED;
+    r->c->closing = 1;
+    tern__req_fail(r, rc == TERN_ETOOBIG     ? 413
+                      : rc == TERN_ETIMEDOUT ? 408
+                      : rc == TERN_EPROTO    ? 400
+                                             : 0,
+                   rc == TERN_ETOOBIG ? "the request body is larger than this route accepts" : NULL);
+    return rc;
+}
+
+/*
+ * Streaming reads share the machinery of tern_req_body: bytes already in the
+ * read buffer first, then the socket.  For chunked bodies, body_buf.len
+ * counts the decoded bytes against the route's limit.
+ */
+long tern_req_read(tern_req *r, void *buf, size_t cap)
+{
+    conn *c = r->c;
+    int timeout = r->app->cfg.body_timeout_ms;
+
+    if (r->body_state == BODY_FAILED)
+        return TERN_EPROTO;
+    if (r->body_state != BODY_PENDING || cap == 0)
+        return 0;
+    if (!r->reading) {
+        int rc = send_continue(r);
+        if (rc != 0)
+            return read_failed(r, rc);
+        r->reading = 1;
+        r->body_buf.len = 0;
+    }
+    if (!(r->h.flags & H1_CHUNKED)) {
+        size_t in_buf = c->rlen - c->rpos, want = cap;
+        long n;
+
+        if (r->body_left == 0) {
+            r->body_state = BODY_READ;
+            return 0;
+        }
+        if (want > r->body_left)
+            want = (size_t)r->body_left;
+        if (in_buf > 0) {
+            n = (long)(in_buf < want ? in_buf : want);
+            memcpy(buf, c->rbuf + c->rpos, (size_t)n);
+            c->rpos += (size_t)n;
+        } else {
+            c->rpos = c->rlen = 0;
+            n = tern__conn_recv(c, buf, want, timeout);
+            if (n < 0)
+                return read_failed(r, (int)n);
+        }
+        r->body_left -= (uint64_t)n;
+        return n;
+    }
+    for (;;) {
+        size_t consumed = 0, produced = 0, limit = body_limit(r);
+        size_t room = cap;
+        int rc;
+
+        if (r->body_buf.len >= limit)
+            room = 1; /* one more byte proves the limit is exceeded */
+        else if (room > limit - r->body_buf.len + 1)
+            room = limit - r->body_buf.len + 1;
+        rc = h1_chunked_feed(&r->chunked, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed, buf,
+                             room, &produced);
+        c->rpos += consumed;
+        r->body_buf.len += produced;
+        if (r->body_buf.len > limit)
+            return read_failed(r, TERN_ETOOBIG);
+        if (rc < 0) {
+            tern__req_fail(r, rc == -431 ? 431 : 400,
+                           rc == -431 ? "the chunked trailer section is too large"
+                                      : "the chunked body framing is malformed");
+            return read_failed(r, TERN_EPROTO);
+        }
+        if (produced > 0)
+            return (long)produced;
+        if (rc == 1) {
+            r->body_state = BODY_READ;
+            return 0;
+        }
+        if (c->rpos == c->rlen)
+            c->rpos = c->rlen = 0;
+        rc = tern__conn_read_more(c, timeout);
+        if (rc != 0)
+            return read_failed(r, rc == TERN_ECLOSED ? TERN_ECLOSED : rc);
+    }
 }

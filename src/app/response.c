@@ -236,7 +236,12 @@ static const char *default_detail(int status)
     return status >= 500 ? "the server could not complete the request" : "the request failed";
 }
 
-int tern__respond_error(tern_req *req, int status, const char *detail)
+/*
+ * The one writer of problem+json (RFC 9457): type, title, status, detail,
+ * request_id, and for validation failures `errors` (one object per field).
+ */
+static int send_problem(tern_req *req, int status, const char *detail, const char *in,
+                        const tern_errors *errs)
 {
     tern_jw w;
     int rc;
@@ -256,16 +261,56 @@ int tern__respond_error(tern_req *req, int status, const char *detail)
     tern_jw_int(&w, status);
     tern_jw_key(&w, TERN_STR("detail"));
     if (tern_jw_cstr(&w, detail) == TERN_EINVAL)
-        tern_jw_str(&w, TERN_STR("(detail was not valid UTF-8)"));
+        return tern__respond_error(req, status, "(the detail was not valid UTF-8)");
     if (req->id[0]) {
         tern_jw_key(&w, TERN_STR("request_id"));
         tern_jw_cstr(&w, req->id);
     }
+    if (errs != NULL) {
+        tern_jw_key(&w, TERN_STR("errors"));
+        tern_jw_arr_begin(&w);
+        for (unsigned i = 0; i < errs->n; i++) {
+            tern_jw_obj_begin(&w);
+            if (in != NULL) {
+                tern_jw_key(&w, TERN_STR("in"));
+                tern_jw_cstr(&w, in);
+            }
+            tern_jw_key(&w, TERN_STR("field"));
+            tern_jw_cstr(&w, errs->v[i].field);
+            tern_jw_key(&w, TERN_STR("code"));
+            tern_jw_cstr(&w, errs->v[i].code);
+            tern_jw_key(&w, TERN_STR("message"));
+            tern_jw_cstr(&w, errs->v[i].message);
+            tern_jw_obj_end(&w);
+        }
+        tern_jw_arr_end(&w);
+    }
     tern_jw_obj_end(&w);
     rc = tern_jw_finish(&w);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) /* a field name from the client that is not UTF-8, say */
+        return errs ? send_problem(req, status, detail, NULL, NULL) : rc;
     return tern_send(req, status, "application/problem+json", req->out.p, req->out.len);
+}
+
+int tern__respond_error(tern_req *req, int status, const char *detail)
+{
+    return send_problem(req, status, detail, NULL, NULL);
+}
+
+int tern__respond_failure(tern_req *req)
+{
+    int status = req->fail_status ? req->fail_status : 500;
+
+    return send_problem(req, status, status >= 500 ? NULL : req->fail_detail, req->fail_in,
+                        req->fail_errs);
+}
+
+int tern_problem_errors(tern_req *req, int status, const char *detail, const char *in,
+                        const tern_errors *errs)
+{
+    if (status < 400 || status > 499)
+        return TERN_EINVAL;
+    return send_problem(req, status, detail, in, errs);
 }
 
 int tern_problem(tern_req *req, int status, const char *detail)
