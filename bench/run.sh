@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench/run.sh - `make bench`: TechEmpower /plaintext and /json, tern vs
-# nginx vs Express vs Fastify, on this machine over loopback.
+# nginx vs Express vs Fastify, on this machine over loopback; optionally
+# POST /validate (a ~1 KiB JSON body parsed, validated against a schema and
+# echoed), tern vs Express (ajv) vs Fastify (route schema).
 #
 # What it does (details and caveats: bench/README.md):
-#   1. installs what is missing (wrk, nginx-light, node_modules), builds
+#   1. installs what is missing (wrk, nginx-light, jq, node_modules), builds
 #      tern-tfb in build/release;
 #   2. starts every target on its own free 127.0.0.1 port, each with 2
 #      workers, waits until it answers and verifies its responses;
@@ -14,12 +16,14 @@
 #
 # Settings (environment):
 #   BENCH_TARGETS   targets to run, default "tern nginx express fastify"
-#   BENCH_TESTS     tests to run, default "plaintext json"
+#   BENCH_TESTS     tests to run, default "plaintext json"; "validate" adds
+#                   POST /validate (nginx, which validates nothing, sits it out)
 #   BENCH_ROUNDS    measured rounds, default 2
 #   BENCH_DURATION  seconds per measured run, default 10 (a trailing s is ok)
 #   BENCH_WARMUP    seconds of warm-up before each measured run, default 2
 #   BENCH_CONNS     connections for every test; default 256 for plaintext
-#                   (pipelining depth 16) and 64 for json (tfb.md section 6)
+#                   (pipelining depth 16), 64 for json and validate (tfb.md
+#                   section 6)
 #   BENCH_THREADS   wrk threads, default 2
 #   BENCH_TERN_BIN  a tern-tfb binary to use instead of building one
 #
@@ -52,24 +56,47 @@ for t in "${TARGETS[@]}"; do
     case $t in tern | nginx | express | fastify) ;; *) echo "run.sh: unknown target '$t'" >&2; exit 2 ;; esac
 done
 for t in "${TESTS[@]}"; do
-    case $t in plaintext | json) ;; *) echo "run.sh: unknown test '$t'" >&2; exit 2 ;; esac
+    case $t in plaintext | json | validate) ;; *) echo "run.sh: unknown test '$t'" >&2; exit 2 ;; esac
 done
+
+# POST /validate: the request body (valid against bench/validate/schema.json
+# and validate_s in bench/tfb/main.c) and, for the check that invalid input
+# is refused, the same body with a bad email.
+VALIDATE_BODY=$BENCH/validate/body.json
+VALIDATE_BAD_EMAIL=not-an-email
 
 # The TFB Accept headers (toolset/wrk), per test.
 ACCEPT_PLAINTEXT='text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7'
 ACCEPT_JSON='application/json,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7'
 
-# Per-test settings: connections, pipelining depth, expected body, Content-Type.
-declare -A CONNS=([plaintext]=${BENCH_CONNS:-256} [json]=${BENCH_CONNS:-64})
-declare -A DEPTH=([plaintext]=16 [json]=1)
-declare -A ACCEPT=([plaintext]=$ACCEPT_PLAINTEXT [json]=$ACCEPT_JSON)
+# Per-test settings: connections, pipelining depth, expected body (validate:
+# the JSON of VALIDATE_BODY, compared by value), Content-Type.
+declare -A CONNS=([plaintext]=${BENCH_CONNS:-256} [json]=${BENCH_CONNS:-64}
+    [validate]=${BENCH_CONNS:-64})
+declare -A DEPTH=([plaintext]=16 [json]=1 [validate]=1)
+declare -A ACCEPT=([plaintext]=$ACCEPT_PLAINTEXT [json]=$ACCEPT_JSON [validate]=$ACCEPT_JSON)
 declare -A BODY=([plaintext]='Hello, World!' [json]='{"message":"Hello, World!"}')
 declare -A CTYPE_RE=( # tfb.md section 1
     [plaintext]='^text/plain(; ?charset=(UTF|utf)-8)?$'
-    [json]='^application/json(; ?charset=(UTF|utf)-8)?$')
+    [json]='^application/json(; ?charset=(UTF|utf)-8)?$'
+    [validate]='^application/json(; ?charset=(UTF|utf)-8)?$')
 
 log() { printf '%s\n' "$*" >&2; }
 has() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+has_test() { [[ " ${TESTS[*]} " == *" $1 "* ]]; }
+
+# takes_part NAME TEST: whether the target runs the test.  nginx only sends
+# constant bytes, so it has no /validate (no parsing, no validation).
+takes_part() { [[ ! ($1 == nginx && $2 == validate) ]]; }
+# needed NAME: whether the target runs at least one of the selected tests.
+needed() {
+    local test
+    for test in "${TESTS[@]}"; do takes_part "$1" "$test" && return 0; done
+    return 1
+}
+any_needed=0
+for t in "${TARGETS[@]}"; do needed "$t" && any_needed=1; done
+((any_needed)) || { echo "run.sh: none of ${TARGETS[*]} takes part in ${TESTS[*]}" >&2; exit 2; }
 
 # ---------------------------------------------------------------------------
 # 1. Tools and build (idempotent)
@@ -86,7 +113,8 @@ apt_install() { # apt_install PKG...: install, refreshing the index if needed
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v curl >/dev/null || missing+=(curl)
-if has nginx && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+if has_test validate && ! command -v jq >/dev/null; then missing+=(jq); fi
+if has nginx && needed nginx && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
     missing+=(nginx-light)
 fi
 ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
@@ -184,14 +212,22 @@ wait_ready() { # wait_ready NAME: until /plaintext answers (15 s)
 # verify NAME TEST: prints "" when the response passes the TFB checks, else
 # the reasons.  Checks status, exact body, Content-Type, Server, Date (RFC
 # 1123), a length header, and (plaintext) that 16 pipelined requests get 16
-# responses.
+# responses.  validate POSTs VALIDATE_BODY and expects its JSON back (same
+# value; member order and whitespace may differ).
 verify() {
-    local t=$1 test=$2 url="http://127.0.0.1:${PORT[$1]}/$2" code hdr ctype why=()
+    local t=$1 test=$2 url="http://127.0.0.1:${PORT[$1]}/$2" code hdr ctype why=() post=()
     hdr="$WORK/verify.hdr"
-    code=$(curl -sS --max-time 3 -D "$hdr" -o "$WORK/verify.body" -w '%{http_code}' "$url" 2>/dev/null) || code=000
+    [[ $test != validate ]] ||
+        post=(-H 'Content-Type: application/json' --data-binary "@$VALIDATE_BODY")
+    code=$(curl -sS --max-time 3 "${post[@]}" -D "$hdr" -o "$WORK/verify.body" -w '%{http_code}' \
+        "$url" 2>/dev/null) || code=000
     [[ $code == 200 ]] || why+=("status $code")
-    [[ $(cat "$WORK/verify.body" 2>/dev/null) == "${BODY[$test]}" && \
-        $(wc -c <"$WORK/verify.body") -eq ${#BODY[$test]} ]] || why+=("body")
+    if [[ $test == validate ]]; then
+        same_json "$VALIDATE_BODY" "$WORK/verify.body" || why+=("body is not the request's JSON")
+    else
+        [[ $(cat "$WORK/verify.body" 2>/dev/null) == "${BODY[$test]}" && \
+            $(wc -c <"$WORK/verify.body") -eq ${#BODY[$test]} ]] || why+=("body")
+    fi
     header() { tr -d '\r' <"$hdr" | sed -n "s/^$1:[[:space:]]*//Ip" | head -n 1; }
     ctype=$(header content-type)
     [[ $ctype =~ ${CTYPE_RE[$test]} ]] || why+=("content-type '$ctype'")
@@ -205,6 +241,22 @@ verify() {
         ((n == ${DEPTH[$test]})) || why+=("pipelining: $n/${DEPTH[$test]} answered")
     fi
     echo "${why[*]:-}"
+}
+
+# same_json FILE1 FILE2: both hold the same JSON value (jq -S sorts keys).
+same_json() {
+    local a b
+    a=$(jq -S . "$1" 2>/dev/null) && b=$(jq -S . "$2" 2>/dev/null) && [[ -n $a && $a == "$b" ]]
+}
+
+# invalid_status NAME: the status for VALIDATE_BODY with a bad email.  Any
+# 4xx is a refusal (tern and Express answer 422, Fastify 400 by default).
+invalid_status() {
+    local code
+    code=$(jq -c --arg e "$VALIDATE_BAD_EMAIL" '.email = $e' "$VALIDATE_BODY" |
+        curl -sS --max-time 3 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+            --data-binary @- "http://127.0.0.1:${PORT[$1]}/validate" 2>/dev/null) || code=000
+    echo "$code"
 }
 
 # pipeline_count PORT PATH N: sends N requests in one write (the last one
@@ -239,12 +291,15 @@ cpu_ticks() {
 CLK_TCK=$(getconf CLK_TCK)
 
 # run_wrk NAME TEST SECONDS: one wrk run; prints its BENCH line (or nothing).
+# GET tests use pipeline.lua (DEPTH requests per write); validate POSTs
+# VALIDATE_BODY with post.lua.
 run_wrk() {
-    local t=$1 test=$2 secs=$3
+    local t=$1 test=$2 secs=$3 script=pipeline.lua arg=${DEPTH[$2]}
+    [[ $test != validate ]] || { script=post.lua arg=$VALIDATE_BODY; }
     timeout -k 5 $((secs + 30)) wrk -t "$THREADS" -c "${CONNS[$test]}" -d "${secs}s" --timeout 8 \
-        -s "$BENCH/wrk/pipeline.lua" \
+        -s "$BENCH/wrk/$script" \
         -H "Accept: ${ACCEPT[$test]}" -H "Connection: keep-alive" \
-        "http://127.0.0.1:${PORT[$t]}/$test" -- "${DEPTH[$test]}" 2>&1 |
+        "http://127.0.0.1:${PORT[$t]}/$test" -- "$arg" 2>&1 |
         grep '^BENCH ' || true
 }
 
@@ -302,14 +357,20 @@ log "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpu
 read -r load1 _ </proc/loadavg
 awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }' &&
     log "WARNING: load average $load1 before the run: the machine is not idle"
-log "versions: $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $("$NGINX" -v 2>&1 | sed 's/.*: //');" \
-    "node $(node -v 2>/dev/null || echo -);" \
-    "express $(node -p "require('$BENCH/node/node_modules/express/package.json').version" 2>/dev/null || echo -);" \
-    "fastify $(node -p "require('$BENCH/node/node_modules/fastify/package.json').version" 2>/dev/null || echo -)"
+npm_version() { node -p "require('$BENCH/node/node_modules/$1/package.json').version" 2>/dev/null || echo -; }
+log "versions: $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2);" \
+    "$({ [[ -x $NGINX ]] && "$NGINX" -v 2>&1 | sed 's/.*: //'; } || echo "nginx -");" \
+    "node $(node -v 2>/dev/null || echo -); express $(npm_version express);" \
+    "fastify $(npm_version fastify); ajv $(npm_version ajv); ajv-formats $(npm_version ajv-formats)"
 
 status=0
 RUNNING=()
+declare -A INVALID=() # validate: the status each target gives an invalid body
 for t in "${TARGETS[@]}"; do
+    if ! needed "$t"; then
+        log "skipping $t: it takes part in none of: ${TESTS[*]}"
+        continue
+    fi
     start_target "$t"
     if wait_ready "$t"; then
         RUNNING+=("$t")
@@ -324,10 +385,18 @@ done
 
 for t in "${RUNNING[@]}"; do
     for test in "${TESTS[@]}"; do
-        why=$(verify "$t" "$test")
-        if [[ -n $why ]]; then
-            log "WARNING: $t /$test fails verification: $why"
-            NOTE[$t/$test]="VERIFY FAILED: $why; "
+        takes_part "$t" "$test" || continue
+        problems=$(verify "$t" "$test")
+        if [[ $test == validate ]]; then
+            # Refusing an invalid body is what the test is about; which 4xx
+            # is only reported.  Accepting it means nothing is validated.
+            INVALID[$t]=$(invalid_status "$t")
+            log "$t /validate: a body with email '$VALIDATE_BAD_EMAIL' gets ${INVALID[$t]}"
+            [[ ${INVALID[$t]} == 4?? ]] || problems+="${problems:+; }invalid body answered ${INVALID[$t]}, not 4xx"
+        fi
+        if [[ -n $problems ]]; then
+            log "WARNING: $t /$test fails verification: $problems"
+            NOTE[$t/$test]="VERIFY FAILED: $problems; "
             status=1
         fi
     done
@@ -342,7 +411,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for ((i = 0; i < n; i++)); do order+=("${RUNNING[(i + r - 1) % n]}"); done
     log "round $r/$ROUNDS: ${order[*]}"
     for test in "${TESTS[@]}"; do
-        for t in "${order[@]}"; do measure "$t" "$test" "$r"; done
+        for t in "${order[@]}"; do
+            takes_part "$t" "$test" || continue
+            measure "$t" "$test" "$r"
+        done
     done
 done
 
@@ -363,6 +435,11 @@ for test in "${TESTS[@]}"; do
         target "req/s" spread "p99 ms" errors "cpu us/rsp" "x/$base" "$base/x" note
     for t in "${TARGETS[@]}"; do
         note=${NOTE[$t/$test]:-}
+        if ! takes_part "$t" "$test"; then
+            printf '%-8s %12s %7s %10s %8s %11s %8s %8s  %s\n' "$t" - - - - - - - \
+                "not run: sends constant bytes, has no validation"
+            continue
+        fi
         if [[ -z ${RPS[$t/$test]:-} ]]; then
             printf '%-8s %12s %7s %10s %8s %11s %8s %8s  %s\n' "$t" - - - - - - - "WARNING: ${note:-no result}"
             continue
@@ -376,6 +453,13 @@ for test in "${TESTS[@]}"; do
             printf "%-8s %12.0f %7s %10.2f %8d %11.2f %8.2f %8.2f  %s\n", t, rps, sp,
                 p99 / 1000, errs, cpu, (base > 0 ? rps / base : 0), (rps > 0 ? base / rps : 0), note }'
     done
+    if [[ $test == validate ]]; then
+        line=""
+        for t in "${TARGETS[@]}"; do
+            [[ -z ${INVALID[$t]:-} ]] || line+="${line:+, }$t ${INVALID[$t]}"
+        done
+        echo "invalid body (email '$VALIDATE_BAD_EMAIL'): ${line:-not checked}"
+    fi
 done
 echo
 echo "req/s and p99: median over rounds; spread: (max-min)/median of req/s; errors: socket"

@@ -129,8 +129,9 @@ TERN_API int tern_validate(const tern_schema *s, json_t *value, tern_errors *err
  * parameters) per an object schema: each declared property's text is coerced
  * to its type (integer, number, boolean "true"/"false", string; an array
  * property collects repeated keys and coerces each), then the object is
- * validated like a body.  Unknown keys fail unless TERN_ALLOW_EXTRA.
- * *out is a new reference.  Returns 0, TERN_EINVAL (errs filled), or
+ * validated like a body.  Unknown keys fail unless TERN_ALLOW_EXTRA.  s must
+ * be a TERN_OBJECT schema.  *out is a new reference, or NULL on failure.
+ * Returns 0, TERN_EINVAL (errs filled; no errors when s is not an object), or
  * TERN_ENOMEM.
  */
 TERN_API int tern_validate_form(const tern_schema *s, const tern_form *form, json_t **out,
@@ -146,7 +147,8 @@ typedef struct tern_bind_field {
     const char *name; /* member name */
     tern_type type;   /* TERN_STRING -> tern_str, TERN_INTEGER -> int64_t,
                          TERN_NUMBER -> double, TERN_BOOLEAN -> int,
-                         TERN_ANY -> json_t * (borrowed) */
+                         TERN_ARRAY, TERN_OBJECT, TERN_ANY -> json_t *
+                         (borrowed; arrays and objects type-checked) */
     size_t offset;    /* offsetof(struct, member) */
 } tern_bind_field;
 
@@ -157,7 +159,8 @@ typedef struct tern_bind_field {
  * members leave the struct field untouched; null leaves it untouched too.
  * Strings point into the JSON value (valid while it lives).  Returns 0 or
  * TERN_EINVAL when a member's JSON type does not match the field's (which
- * cannot happen after validation against a matching schema).
+ * cannot happen after validation against a matching schema); mismatched
+ * fields are left untouched and the others are still bound.
  * Fields end with { NULL }.
  */
 TERN_API int tern_bind(json_t *obj, const tern_bind_field *fields, void *out);

@@ -25,6 +25,7 @@ void tern__req_fail(tern_req *req, int status, const char *detail)
 
 void tern__req_reset(tern_req *r)
 {
+    tern__inputs_release(r); /* first: the part list lives in the arena */
     tern_arena_reset(&r->arena);
     r->scanned = 0;
     r->parse_rc = 0;
@@ -37,7 +38,6 @@ void tern__req_reset(tern_req *r)
     r->body = TERN_STR_NULL;
     r->body_left = 0;
     r->continue_sent = 0;
-    tern__inputs_release(r);
     r->fail_status = 0;
     r->fail_detail = NULL;
     r->fail_in = NULL;

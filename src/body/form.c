@@ -95,8 +95,11 @@ int tern_form_parse(tern_arena *a, tern_str text, int plus_is_space, unsigned ma
     /* Pass 1: count the non-empty pairs; stop at the first one too many. */
     for (p = text.p;; p = e + 1) {
         e = pair_end(p, end);
-        if (e > p && ++npairs > max_fields)
-            return TERN_ETOOBIG;
+        if (e > p) {
+            npairs++;
+            if (npairs > max_fields)
+                return TERN_ETOOBIG;
+        }
         if (e == end)
             break;
     }

@@ -1,1 +1,663 @@
-/* placeholder: being written */
+/*
+ * json.c - the strict JSON checker and the checked jansson parse
+ * (tern_json_check, tern_json_parse; tern/body.h).
+ *
+ * tern_json_check is a hand-written scanner for RFC 8259 JSON-text that runs
+ * on every JSON request body before jansson sees it.  Invariants:
+ *   - no recursion and no allocation: nesting is an explicit stack of one bit
+ *     per level (object or array) in a fixed 128-byte array, so the scanner's
+ *     stack use does not depend on the input; max_depth is at most
+ *     JSON_DEPTH_CAP (1024), which also keeps jansson (recursive, with its
+ *     own limit of 2048) well inside a coroutine's 256 KiB stack;
+ *   - linear time, one pass, every byte looked at once (a second pass over
+ *     the prefix happens only on failure, to compute line and column);
+ *   - strict: UTF-8 is validated everywhere (no overlongs, no surrogates, no
+ *     code point above U+10FFFF, no truncated sequence), escapes are the
+ *     RFC's eight plus \uXXXX with surrogates paired high-then-low, NUL is
+ *     rejected raw and as \u0000, raw control characters in strings are
+ *     rejected, numbers follow the RFC grammar exactly, and whitespace is
+ *     SP, HTAB, LF and CR only;
+ *   - an error names the first byte at which the text cannot be valid JSON,
+ *     with a short static English reason.  Line and column are 1-based;
+ *     lines split on LF; the column counts code points.  For an invalid
+ *     number, an invalid literal and an unterminated string the position is
+ *     the start of the token, since that is what the reader must look at.
+ *
+ * Speed: one table lookup classifies a byte; plain string bytes (printable
+ * ASCII other than '"' and '\') are skipped eight at a time with a SWAR test
+ * whose lowest flagged byte is exact, so a string costs about one 64-bit
+ * load per eight bytes.
+ *
+ * tern_json_parse runs the checker and then jansson.  Only two jansson
+ * errors can remain after a successful check: a duplicate key and a number
+ * that does not fit (an integer outside int64, a real beyond double).  Their
+ * positions are recomputed here from jansson's byte offset (which points
+ * just past the offending token) so that they follow the same rules as the
+ * checker's.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tern/body.h"
+
+#define JSON_DEPTH_CAP 1024
+
+/* Character classes (one table lookup per byte). */
+enum {
+    J_WS = 0x01,    /* insignificant whitespace: SP HTAB LF CR */
+    J_PLAIN = 0x02, /* a string byte needing no attention: 0x20-0x7f but '"' and '\' */
+    J_DIGIT = 0x04,
+    J_WORD = 0x08, /* may not directly follow a number or literal: [0-9A-Za-z.+_-] */
+};
+
+/* clang-format off */
+static const uint8_t jtab[256] = {
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, /* 00-0f */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 10-1f */
+    0x03, 0x02, 0x00, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x0a, 0x02, 0x0a, 0x0a, 0x02, /* 20-2f */
+    0x0e, 0x0e, 0x0e, 0x0e, 0x0e, 0x0e, 0x0e, 0x0e, 0x0e, 0x0e, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, /* 30-3f */
+    0x02, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, /* 40-4f */
+    0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x02, 0x00, 0x02, 0x02, 0x0a, /* 50-5f */
+    0x02, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, /* 60-6f */
+    0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x02, 0x02, 0x02, 0x02, 0x02, /* 70-7f */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 80-8f */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 90-9f */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* a0-af */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* b0-bf */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* c0-cf */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* d0-df */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* e0-ef */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* f0-ff */
+};
+/* clang-format on */
+
+#define JIS(c, cls) (jtab[(uint8_t)(c)] & (cls))
+
+/* The reasons, one place (docs/json.md lists them). */
+static const char R_JSON_VALUE[] = "expected a JSON value";
+static const char R_VALUE[] = "expected a value";
+static const char R_VALUE_OR_CLOSE[] = "expected a value or ']'";
+static const char R_KEY[] = "expected a string key";
+static const char R_KEY_OR_CLOSE[] = "expected a string key or '}'";
+static const char R_COLON[] = "expected ':' after an object key";
+static const char R_AFTER_MEMBER[] = "expected ',' or '}' after an object member";
+static const char R_AFTER_ELEMENT[] = "expected ',' or ']' after an array element";
+static const char R_TRAILING[] = "unexpected data after the JSON value";
+static const char R_LITERAL[] = "invalid literal (expected true, false or null)";
+static const char R_NUMBER[] = "invalid number";
+static const char R_UNTERMINATED[] = "unterminated string";
+static const char R_CONTROL[] = "control character in a string (must be escaped)";
+static const char R_ESCAPE[] = "invalid escape in a string";
+static const char R_SURROGATE[] = "unpaired surrogate in a \\u escape";
+static const char R_NUL[] = "NUL characters are not allowed";
+static const char R_UTF8[] = "invalid UTF-8";
+static const char R_DEPTH[] = "nesting deeper than the limit";
+static const char R_DEPTH_ARG[] = "max_depth above 1024";
+static const char R_DUPLICATE[] = "duplicate object key";
+static const char R_RANGE[] = "number out of range";
+static const char R_INVALID[] = "invalid JSON";
+static const char R_NOMEM[] = "out of memory";
+
+#define FAIL SIZE_MAX /* "error" return of the scan helpers */
+
+/* ------------------------------------------------------------------------ */
+/* Positions                                                                  */
+
+/* Fills *err for the byte offset `at` of s (only called on failure). */
+static void set_error(tern_json_error *err, const uint8_t *s, size_t n, size_t at,
+                      const char *reason)
+{
+    size_t line_start = 0;
+    unsigned line = 1, column = 1;
+
+    if (err == NULL)
+        return;
+    if (at > n)
+        at = n;
+    for (size_t i = 0; i < at; i++) {
+        if (s[i] == '\n') {
+            if (line < UINT_MAX)
+                line++;
+            line_start = i + 1;
+        }
+    }
+    /* Code points: count every byte that does not continue a sequence. */
+    for (size_t i = line_start; i < at; i++)
+        if ((s[i] & 0xC0) != 0x80 && column < UINT_MAX)
+            column++;
+    err->line = line;
+    err->column = column;
+    err->offset = at;
+    err->reason = reason;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Strings                                                                    */
+
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/*
+ * For an 8-byte word, the high bit of each byte that is not J_PLAIN: below
+ * 0x20, '"', '\' or non-ASCII.  The zero-byte tricks can also flag a byte
+ * *above* a truly flagged one (a borrow propagates upwards), never below, so
+ * the lowest flagged byte is always exact.
+ */
+static inline uint64_t special_bytes(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    uint64_t lt20 = (w - ONES * 0x20) & ~w;
+
+    q = (q - ONES) & ~q;
+    b = (b - ONES) & ~b;
+    return (lt20 | q | b | w) & HIGHS;
+}
+
+/* Bytes of the word before the first flagged one (0 when unknown: the byte
+ * loop that follows the SWAR loop then finds it). */
+static inline size_t plain_prefix(uint64_t m)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) &&                        \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(m) >> 3;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+/* Value of a hex digit, or -1. */
+static inline int hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Reads 4 hex digits at s[i..): 1 with *cp set, 0 if one is not hex, -1 if
+ * the input ends first. */
+static int hex4(const uint8_t *s, size_t i, size_t n, unsigned *cp)
+{
+    unsigned v = 0;
+
+    for (size_t k = 0; k < 4; k++) {
+        int h;
+
+        if (i + k >= n)
+            return -1;
+        h = hexval(s[i + k]);
+        if (h < 0)
+            return 0;
+        v = v << 4 | (unsigned)h;
+    }
+    *cp = v;
+    return 1;
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s[i..n) whose first byte is
+ * >= 0x80, or 0.  The second byte's range excludes overlongs (E0 80-9F,
+ * F0 80-8F), surrogates (ED A0-BF) and code points above U+10FFFF (F4 90+).
+ */
+static inline size_t utf8_seq(const uint8_t *s, size_t i, size_t n)
+{
+    uint8_t c = s[i], lo = 0x80, hi = 0xBF;
+    size_t len;
+
+    if (c < 0xC2) /* a continuation byte, or C0/C1 (always overlong) */
+        return 0;
+    if (c < 0xE0) {
+        len = 2;
+    } else if (c < 0xF0) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c < 0xF5) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n - i < len || s[i + 1] < lo || s[i + 1] > hi)
+        return 0;
+    for (size_t k = 2; k < len; k++)
+        if ((s[i + k] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/*
+ * Scans a string whose opening quote is at s[q].  Returns the offset just
+ * past the closing quote, or FAIL with *at and *reason set.
+ */
+static size_t scan_string(const uint8_t *s, size_t q, size_t n, size_t *at, const char **reason)
+{
+    size_t i = q + 1;
+
+    for (;;) {
+        unsigned cp, lo;
+        int r;
+
+        /* Fast path: whole words of plain bytes. */
+        for (; n - i >= 8; i += 8) {
+            uint64_t w, m;
+
+            memcpy(&w, s + i, sizeof w);
+            m = special_bytes(w);
+            if (m != 0) {
+                i += plain_prefix(m);
+                break;
+            }
+        }
+        while (i < n && JIS(s[i], J_PLAIN))
+            i++;
+        if (i == n)
+            goto unterminated;
+
+        if (s[i] == '"')
+            return i + 1;
+        if (s[i] < 0x20) {
+            *at = i;
+            *reason = s[i] == 0 ? R_NUL : R_CONTROL;
+            return FAIL;
+        }
+        if (s[i] >= 0x80) {
+            size_t len = utf8_seq(s, i, n);
+
+            if (len == 0) {
+                *at = i;
+                *reason = R_UTF8;
+                return FAIL;
+            }
+            i += len;
+            continue;
+        }
+
+        /* A backslash at s[i]. */
+        if (i + 1 == n)
+            goto unterminated;
+        switch (s[i + 1]) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't': i += 2; continue;
+        case 'u': break;
+        default: goto bad_escape;
+        }
+        r = hex4(s, i + 2, n, &cp);
+        if (r < 0)
+            goto unterminated;
+        if (r == 0)
+            goto bad_escape;
+        if (cp == 0) {
+            *at = i;
+            *reason = R_NUL;
+            return FAIL;
+        }
+        if ((cp & 0xFC00) == 0xDC00) /* a low surrogate first */
+            goto unpaired;
+        if ((cp & 0xFC00) != 0xD800) {
+            i += 6;
+            continue;
+        }
+        /* A high surrogate: a \u escape of a low one must follow. */
+        if (i + 6 == n)
+            goto unterminated;
+        if (s[i + 6] != '\\')
+            goto unpaired;
+        if (i + 7 == n)
+            goto unterminated;
+        if (s[i + 7] != 'u')
+            goto unpaired;
+        r = hex4(s, i + 8, n, &lo);
+        if (r < 0)
+            goto unterminated;
+        if (r == 0) {
+            i += 6; /* the second escape is the bad one */
+            goto bad_escape;
+        }
+        if ((lo & 0xFC00) != 0xDC00)
+            goto unpaired;
+        i += 12;
+    }
+
+unterminated:
+    *at = q;
+    *reason = R_UNTERMINATED;
+    return FAIL;
+bad_escape:
+    *at = i;
+    *reason = R_ESCAPE;
+    return FAIL;
+unpaired:
+    *at = i;
+    *reason = R_SURROGATE;
+    return FAIL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Numbers and literals                                                       */
+
+/*
+ * Scans `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` at s[i]
+ * (a '-' or a digit).  Returns the offset past it, or FAIL.  A number may not
+ * run into a letter, digit, '.', '+', '-' or '_' ("01", "1.2.3", "0x1f",
+ * "1e5e5"): the whole token is reported as an invalid number.
+ */
+static size_t scan_number(const uint8_t *s, size_t i, size_t n)
+{
+    if (s[i] == '-')
+        i++;
+    if (i == n || !JIS(s[i], J_DIGIT))
+        return FAIL;
+    if (s[i] == '0') {
+        i++;
+    } else {
+        while (i < n && JIS(s[i], J_DIGIT))
+            i++;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i == n || !JIS(s[i], J_DIGIT))
+            return FAIL;
+        while (i < n && JIS(s[i], J_DIGIT))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i == n || !JIS(s[i], J_DIGIT))
+            return FAIL;
+        while (i < n && JIS(s[i], J_DIGIT))
+            i++;
+    }
+    if (i < n && JIS(s[i], J_WORD))
+        return FAIL;
+    return i;
+}
+
+/* Scans the literal `lit` (true, false, null) at s[i]: offset past it or FAIL. */
+static size_t scan_literal(const uint8_t *s, size_t i, size_t n, const char *lit, size_t len)
+{
+    if (n - i < len || memcmp(s + i, lit, len) != 0)
+        return FAIL;
+    i += len;
+    if (i < n && JIS(s[i], J_WORD))
+        return FAIL;
+    return i;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The checker                                                                */
+
+/*
+ * A state machine with three states, written as labels:
+ *   value:       a value must start at s[i] (value_reason says what to report
+ *                if it does not);
+ *   key:         an object key must start at s[i] (key_reason likewise);
+ *   after_value: a value just ended at s[i]; what may follow depends on the
+ *                innermost open container (bit `depth - 1` of `objects`).
+ * Whitespace is skipped before entering a state, except for after_value,
+ * which skips it itself.
+ */
+int tern_json_check(tern_str text, unsigned max_depth, tern_json_error *err)
+{
+    const uint8_t *s = (const uint8_t *)text.p;
+    size_t n = text.n, i = 0, at = 0;
+    uint64_t objects[JSON_DEPTH_CAP / 64] = {0}; /* bit d: level d+1 is an object */
+    unsigned depth = 0;
+    const char *reason = R_JSON_VALUE, *value_reason = R_JSON_VALUE, *key_reason = R_KEY;
+
+    if (max_depth > JSON_DEPTH_CAP) {
+        if (err != NULL)
+            *err = (tern_json_error){0, 0, 0, R_DEPTH_ARG};
+        return TERN_EINVAL;
+    }
+    if (s == NULL)
+        n = 0;
+    while (i < n && JIS(s[i], J_WS))
+        i++;
+
+value:
+    if (i == n) {
+        at = i;
+        reason = value_reason;
+        goto fail;
+    }
+    switch (s[i]) {
+    case '{':
+    case '[': {
+        int is_object = s[i] == '{';
+
+        if (depth == max_depth) {
+            at = i;
+            reason = R_DEPTH;
+            goto too_deep;
+        }
+        if (is_object)
+            objects[depth >> 6] |= 1ull << (depth & 63);
+        else
+            objects[depth >> 6] &= ~(1ull << (depth & 63));
+        depth++;
+        i++;
+        while (i < n && JIS(s[i], J_WS))
+            i++;
+        if (i < n && s[i] == (is_object ? '}' : ']')) { /* empty container */
+            i++;
+            depth--;
+            goto after_value;
+        }
+        if (is_object) {
+            key_reason = R_KEY_OR_CLOSE;
+            goto key;
+        }
+        value_reason = R_VALUE_OR_CLOSE;
+        goto value;
+    }
+    case '"':
+        i = scan_string(s, i, n, &at, &reason);
+        if (i == FAIL)
+            goto fail;
+        goto after_value;
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
+        at = i;
+        i = scan_number(s, i, n);
+        if (i == FAIL) {
+            reason = R_NUMBER;
+            goto fail;
+        }
+        goto after_value;
+    case 't':
+    case 'f':
+    case 'n':
+        at = i;
+        if (s[i] == 't')
+            i = scan_literal(s, i, n, "true", 4);
+        else if (s[i] == 'f')
+            i = scan_literal(s, i, n, "false", 5);
+        else
+            i = scan_literal(s, i, n, "null", 4);
+        if (i == FAIL) {
+            reason = R_LITERAL;
+            goto fail;
+        }
+        goto after_value;
+    default:
+        at = i;
+        reason = value_reason;
+        goto fail;
+    }
+
+key:
+    if (i == n || s[i] != '"') {
+        at = i;
+        reason = key_reason;
+        goto fail;
+    }
+    i = scan_string(s, i, n, &at, &reason);
+    if (i == FAIL)
+        goto fail;
+    while (i < n && JIS(s[i], J_WS))
+        i++;
+    if (i == n || s[i] != ':') {
+        at = i;
+        reason = R_COLON;
+        goto fail;
+    }
+    i++;
+    while (i < n && JIS(s[i], J_WS))
+        i++;
+    value_reason = R_VALUE;
+    goto value;
+
+after_value:
+    while (i < n && JIS(s[i], J_WS))
+        i++;
+    if (depth == 0) {
+        if (i == n)
+            return 0;
+        at = i;
+        reason = R_TRAILING;
+        goto fail;
+    }
+    if (objects[(depth - 1) >> 6] >> ((depth - 1) & 63) & 1) {
+        if (i < n && s[i] == ',') {
+            i++;
+            while (i < n && JIS(s[i], J_WS))
+                i++;
+            key_reason = R_KEY;
+            goto key;
+        }
+        if (i < n && s[i] == '}') {
+            i++;
+            depth--;
+            goto after_value;
+        }
+        reason = R_AFTER_MEMBER;
+    } else {
+        if (i < n && s[i] == ',') {
+            i++;
+            while (i < n && JIS(s[i], J_WS))
+                i++;
+            value_reason = R_VALUE;
+            goto value;
+        }
+        if (i < n && s[i] == ']') {
+            i++;
+            depth--;
+            goto after_value;
+        }
+        reason = R_AFTER_ELEMENT;
+    }
+    at = i;
+
+fail:
+    set_error(err, s, n, at, reason);
+    return TERN_EINVAL;
+too_deep:
+    set_error(err, s, n, at, reason);
+    return TERN_ETOOBIG;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The parse                                                                  */
+
+/*
+ * Start of the token that ends at `end` (jansson's position for a duplicate
+ * key or an out-of-range number).  The text is known to be valid JSON.  For a
+ * key, the opening quote is the first '"' before the closing one that is not
+ * escaped (preceded by an even number of backslashes): inside a string every
+ * '"' is escaped.  For a number, the bytes of the number are [0-9.eE+-].
+ * Falls back to `end` if the bytes there are not what is expected.
+ */
+static size_t token_start(const uint8_t *s, size_t n, size_t end, int is_key)
+{
+    if (end > n || end == 0)
+        return end > n ? n : end;
+    if (is_key) {
+        if (s[end - 1] != '"' || end < 2)
+            return end;
+        for (size_t j = end - 1; j-- > 0;) {
+            size_t k = j;
+
+            if (s[j] != '"')
+                continue;
+            while (k > 0 && s[k - 1] == '\\')
+                k--;
+            if ((j - k) % 2 == 0)
+                return j;
+        }
+        return end;
+    } else {
+        size_t j = end;
+
+        while (j > 0 && (JIS(s[j - 1], J_DIGIT) || s[j - 1] == '.' || s[j - 1] == 'e' ||
+                         s[j - 1] == 'E' || s[j - 1] == '+' || s[j - 1] == '-'))
+            j--;
+        return j < end ? j : end;
+    }
+}
+
+int tern_json_parse(tern_str text, unsigned max_depth, json_t **out, tern_json_error *err)
+{
+    const uint8_t *s = (const uint8_t *)text.p;
+    json_error_t jerr;
+    json_t *v;
+    size_t end;
+    int rc;
+
+    *out = NULL;
+    rc = tern_json_check(text, max_depth, err);
+    if (rc != 0)
+        return rc;
+    /*
+     * jerr is zeroed because jansson leaves its error code unset when it
+     * fails before lexing (its only failure there is an allocation).
+     */
+    memset(&jerr, 0, sizeof jerr);
+    v = json_loadb(text.p, text.n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (v != NULL) {
+        *out = v;
+        return 0;
+    }
+    end = jerr.position > 0 ? (size_t)jerr.position : 0;
+    if (jerr.text[0] == '\0' || json_error_code(&jerr) == json_error_out_of_memory) {
+        set_error(err, s, text.n, end, R_NOMEM);
+        return TERN_ENOMEM;
+    }
+    switch (json_error_code(&jerr)) {
+    case json_error_duplicate_key:
+        set_error(err, s, text.n, token_start(s, text.n, end, 1), R_DUPLICATE);
+        return TERN_EINVAL;
+    case json_error_numeric_overflow:
+        set_error(err, s, text.n, token_start(s, text.n, end, 0), R_RANGE);
+        return TERN_EINVAL;
+    default: /* not reachable after a successful check (the fuzzer asserts it) */
+        set_error(err, s, text.n, end, R_INVALID);
+        return TERN_EINVAL;
+    }
+}

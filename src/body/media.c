@@ -24,7 +24,8 @@
  * TERN_MEDIA_MAX_PARAMS parameters.
  *
  * Everything here is a pure function over a byte slice: no allocation, no
- * global state, and every output slice points into the input.
+ * global state, and every output slice points into the input.  On failure
+ * the output is all zero (no partial result a careless caller could use).
  */
 #include <stdint.h>
 #include <string.h>
@@ -33,11 +34,12 @@
 
 /* Character classes, one table lookup per byte. */
 enum {
-    M_TCHAR = 0x01, /* token character (RFC 9110 5.6.2) */
+    M_TCHAR = 0x01,  /* token character (RFC 9110 5.6.2) */
     M_QDTEXT = 0x02, /* qdtext: HTAB, SP, 0x21, 0x23-0x5B, 0x5D-0x7E, obs-text */
-    M_QPAIR = 0x04, /* may follow '\' in a quoted-pair: HTAB, SP, VCHAR, obs-text */
+    M_QPAIR = 0x04,  /* may follow '\' in a quoted-pair: HTAB, SP, VCHAR, obs-text */
 };
 
+/* clang-format off */
 static const uint8_t mtab[256] = {
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 00-0f */
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 10-1f */
@@ -56,6 +58,7 @@ static const uint8_t mtab[256] = {
     0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, /* e0-ef */
     0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, 0x06, /* f0-ff */
 };
+/* clang-format on */
 
 #define MIS(c, cls) (mtab[(uint8_t)(c)] & (cls))
 
@@ -76,12 +79,11 @@ static size_t skip_ows(const char *s, size_t i, size_t n)
     return i;
 }
 
-int tern_media_type_parse(tern_str text, tern_media_type *out)
+/* The parse proper; out starts zeroed and is left partly filled on failure. */
+static int parse_media_type(const char *s, size_t n, tern_media_type *out)
 {
-    const char *s = text.p;
-    size_t n = text.n, i = 0, len;
+    size_t i = 0, len;
 
-    memset(out, 0, sizeof *out);
     if (s == NULL || n == 0)
         return TERN_EINVAL;
 
@@ -147,6 +149,17 @@ int tern_media_type_parse(tern_str text, tern_media_type *out)
     return 0;
 }
 
+int tern_media_type_parse(tern_str text, tern_media_type *out)
+{
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    rc = parse_media_type(text.p, text.n, out);
+    if (rc != 0)
+        memset(out, 0, sizeof *out); /* no partial result on failure */
+    return rc;
+}
+
 tern_str tern_media_type_param(const tern_media_type *mt, const char *name)
 {
     tern_str want = tern_str_c(name);
@@ -187,8 +200,7 @@ int tern_media_type_is(const tern_media_type *mt, const char *pattern)
 
         if (mt->subtype.n <= suffix.n)
             return 0;
-        return tern_str_ieq((tern_str){mt->subtype.p + mt->subtype.n - suffix.n, suffix.n},
-                            suffix);
+        return tern_str_ieq((tern_str){mt->subtype.p + mt->subtype.n - suffix.n, suffix.n}, suffix);
     }
     return tern_str_ieq(mt->subtype, psub);
 }

@@ -865,7 +865,8 @@ static void longjmp_body(void *arg)
 {
     int *count = arg;
 
-    for (int i = 0; i < 5; i++) {
+    /* volatile: the loop counter lives across setjmp/longjmp (-Wclobbered) */
+    for (volatile int i = 0; i < 5; i++) {
         if (setjmp(g_jb) == 0)
             jump_deep(30);
         (*count)++;
