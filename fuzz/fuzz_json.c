@@ -19,7 +19,13 @@
  *      only fail with "duplicate object key" or "number out of range" (or
  *      out of memory), never with "invalid JSON".
  *   4. A parsed value is serialized (JSON_COMPACT | JSON_ENCODE_ANY), that
- *      text must parse again, and the two values must be json_equal.
+ *      text must parse again, and the two values must be json_equal; the
+ *      same through tern's own writer (tern_jw_json).
+ *   5. Validation (src/validate): the value is validated against a schema
+ *      using every keyword, at the root and under a member.  Every failure
+ *      has a JSON pointer, a code and a message; validating a fresh copy
+ *      gives the same failures (deterministic); a value that passed passes
+ *      again after its defaults were inserted (idempotent).
  * Any disagreement calls abort().  Nothing is kept between runs.
  */
 #include <jansson.h>
@@ -28,8 +34,110 @@
 #include <string.h>
 
 #include "tern/body.h"
+#include "tern/valid.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A schema touching every keyword. */
+static const char *const colors[] = { "red", "green", "blue", NULL };
+static const tern_schema s_name = { .type = TERN_STRING, .min_length = 1, .max_length = 8,
+                                    .pattern = "^[a-z]+( [a-z]+)*$" };
+static const tern_schema s_email = { .type = TERN_STRING, .format = "email" };
+static const tern_schema s_id = { .type = TERN_STRING, .format = "uuid", .flags = TERN_NULLABLE };
+static const tern_schema s_when = { .type = TERN_STRING, .format = "date-time" };
+static const tern_schema s_url = { .type = TERN_STRING, .format = "uri" };
+static const tern_schema s_color = { .type = TERN_STRING, .enum_values = colors,
+                                     .default_json = "\"red\"" };
+static const tern_schema s_age = { .type = TERN_INTEGER, .minimum = TERN_MIN(0),
+                                   .maximum = TERN_XMAX(150) };
+static const tern_schema s_score = { .type = TERN_NUMBER, .minimum = TERN_XMIN(-1.5),
+                                     .maximum = TERN_MAX(1e6), .message = "bad score" };
+static const tern_schema s_flag = { .type = TERN_BOOLEAN };
+static const tern_schema s_tag = { .type = TERN_STRING, .max_length = 4 };
+static const tern_schema s_tags = { .type = TERN_ARRAY, .items = &s_tag, .min_items = 1,
+                                    .max_items = 4, .flags = TERN_UNIQUE };
+static const tern_prop p_inner[] = { { "name", &s_name, 1 }, { "age", &s_age, 0 }, { 0 } };
+static const tern_schema s_inner = { .type = TERN_OBJECT, .properties = p_inner };
+static const tern_schema s_any = { .type = TERN_ANY };
+static const tern_prop p_root[] = {
+    { "name", &s_name, 1 },   { "email", &s_email, 0 }, { "id", &s_id, 0 },
+    { "when", &s_when, 0 },   { "url", &s_url, 0 },     { "color", &s_color, 0 },
+    { "age", &s_age, 0 },     { "score", &s_score, 0 }, { "flag", &s_flag, 0 },
+    { "tags", &s_tags, 0 },   { "inner", &s_inner, 0 }, { "any", &s_any, 0 },
+    { 0 },
+};
+static const tern_schema s_root = { .type = TERN_OBJECT, .properties = p_root };
+static const tern_schema s_list = { .type = TERN_ARRAY, .items = &s_root, .max_items = 8 };
+
+/* Validates a deep copy of v; returns the failure count (or -1 on OOM). */
+static int validate_copy(const tern_schema *schema, json_t *v, tern_arena *a, json_t **copy)
+{
+    tern_errors errs;
+    json_t *c = json_deep_copy(v);
+    int rc;
+
+    if (c == NULL)
+        return -1;
+    tern_errors_init(&errs, a);
+    rc = tern_validate(schema, c, &errs);
+    if (rc == TERN_ENOMEM) {
+        json_decref(c);
+        return -1;
+    }
+    if ((rc == 0) != (errs.n == 0))
+        abort();
+    for (unsigned i = 0; i < errs.n; i++) {
+        const tern_field_error *e = &errs.v[i];
+        if (e->field == NULL || e->code == NULL || e->message == NULL || e->message[0] == '\0')
+            abort();
+        if (e->field[0] != '\0' && e->field[0] != '/')
+            abort();
+    }
+    if (copy != NULL)
+        *copy = c;
+    else
+        json_decref(c);
+    return (int)errs.n;
+}
+
+static void fuzz_validate(json_t *v)
+{
+    static const tern_schema *const schemas[] = { &s_root, &s_list };
+    tern_arena a;
+
+    tern_arena_init(&a, 4096);
+    for (size_t i = 0; i < sizeof schemas / sizeof schemas[0]; i++) {
+        json_t *once = NULL;
+        int n1 = validate_copy(schemas[i], v, &a, &once);
+        int n2 = validate_copy(schemas[i], v, &a, NULL);
+
+        if (n1 >= 0 && n2 >= 0 && n1 != n2)
+            abort(); /* deterministic */
+        if (n1 == 0 && once != NULL && validate_copy(schemas[i], once, &a, NULL) > 0)
+            abort(); /* defaults inserted by a pass keep the value valid */
+        json_decref(once);
+        tern_arena_reset(&a);
+    }
+    tern_arena_deinit(&a);
+}
+
+/* tern's writer must produce text that parses back to the same value. */
+static void fuzz_writer(json_t *v)
+{
+    tern_buf b;
+    tern_jw w;
+    json_t *back = NULL;
+    tern_json_error e;
+
+    tern_buf_init(&b, 0);
+    tern_jw_init(&w, &b);
+    if (tern_jw_json(&w, v) == 0 && tern_jw_finish(&w) == 0) {
+        if (tern_json_parse((tern_str){ b.p, b.len }, 64, &back, &e) == 0 && !json_equal(v, back))
+            abort();
+        json_decref(back);
+    }
+    tern_buf_deinit(&b);
+}
 
 static void check_error_shape(const tern_json_error *e, size_t n)
 {
@@ -122,6 +230,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(dump);
             json_decref(w);
         }
+        fuzz_writer(v);
+        fuzz_validate(v);
         json_decref(v);
     }
     free(buf);

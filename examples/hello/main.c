@@ -132,13 +132,13 @@ static const tern_schema user_email = { .type = TERN_STRING, .format = "email", 
 static const tern_prop user_props[] = {
     { "name", &user_name, 1 },
     { "email", &user_email, 1 },
-    { NULL },
+    { 0 },
 };
 static const tern_schema user_schema = { .type = TERN_OBJECT, .properties = user_props };
 
 static const tern_schema list_limit = { .type = TERN_INTEGER, .minimum = TERN_MIN(1),
                                         .maximum = TERN_MAX(50), .default_json = "50" };
-static const tern_prop list_props[] = { { "limit", &list_limit, 0 }, { NULL } };
+static const tern_prop list_props[] = { { "limit", &list_limit, 0 }, { 0 } };
 static const tern_schema list_query = { .type = TERN_OBJECT, .properties = list_props };
 
 #define USERS_KEPT 50
@@ -162,7 +162,7 @@ struct user_in {
 static const tern_bind_field user_fields[] = {
     TERN_BIND(struct user_in, name, TERN_STRING),
     TERN_BIND(struct user_in, email, TERN_STRING),
-    { NULL },
+    { 0 },
 };
 
 static void user_json(tern_jw *w, const struct user *u)

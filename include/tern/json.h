@@ -46,7 +46,10 @@ TERN_API int tern_jw_str(tern_jw *w, tern_str s);
 TERN_API int tern_jw_cstr(tern_jw *w, const char *s);
 /** Writes a signed integer. */
 TERN_API int tern_jw_int(tern_jw *w, int64_t v);
-/** Writes a finite double (shortest round-trip form); NaN/Inf fail. */
+/**
+ * Writes a finite double in its shortest round-trip form, always as a real
+ * (2.0 is written "2.0"); NaN and infinities fail with TERN_EINVAL.
+ */
 TERN_API int tern_jw_double(tern_jw *w, double v);
 /** Writes true or false. */
 TERN_API int tern_jw_bool(tern_jw *w, int v);

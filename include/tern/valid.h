@@ -8,7 +8,7 @@
  *                                         .min_length = 1, .max_length = 100 };
  *     static const tern_schema email_s = { .type = TERN_STRING, .format = "email" };
  *     static const tern_prop user_props[] = {
- *         { "name", &name_s, 1 }, { "email", &email_s, 1 }, { NULL },
+ *         { "name", &name_s, 1 }, { "email", &email_s, 1 }, { 0 },
  *     };
  *     static const tern_schema user_s = { .type = TERN_OBJECT, .properties = user_props };
  *
@@ -61,7 +61,7 @@ typedef struct tern_bound {
 
 typedef struct tern_schema tern_schema;
 
-/** One object member: name, schema, required flag.  Arrays end with {NULL}. */
+/** One object member: name, schema, required flag.  Arrays end with {0}. */
 typedef struct tern_prop {
     const char *name;
     const tern_schema *schema;
@@ -87,7 +87,7 @@ struct tern_schema {
     size_t min_items;
     size_t max_items; /* 0 = no limit */
     /* objects */
-    const tern_prop *properties; /* ends with { NULL } */
+    const tern_prop *properties; /* ends with { 0 } */
     /* any type */
     const char *default_json; /* applied when the member is absent: JSON text */
     const char *message;      /* replaces every failure message for this value */
@@ -161,7 +161,7 @@ typedef struct tern_bind_field {
  * TERN_EINVAL when a member's JSON type does not match the field's (which
  * cannot happen after validation against a matching schema); mismatched
  * fields are left untouched and the others are still bound.
- * Fields end with { NULL }.
+ * Fields end with { 0 }.
  */
 TERN_API int tern_bind(json_t *obj, const tern_bind_field *fields, void *out);
 

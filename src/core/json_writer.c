@@ -249,6 +249,11 @@ int tern_jw_double(tern_jw *w, double v)
         if (strtod(tmp, NULL) == v)
             break;
     }
+    /* Keep it a real for readers that type numbers: 2.0 is "2.0", not "2". */
+    if (strpbrk(tmp, ".e") == NULL && n + 2 < (int)sizeof tmp) {
+        memcpy(tmp + n, ".0", 3);
+        n += 2;
+    }
     return put(w, tmp, (size_t)n);
 }
 

@@ -264,6 +264,8 @@ static void doc_numbers(tern_jw *w)
     tern_jw_int(w, INT64_MAX);
     tern_jw_double(w, 1e300);
     tern_jw_double(w, -2.5);
+    tern_jw_double(w, 2.0);
+    tern_jw_double(w, -0.0);
     tern_jw_arr_end(w);
 }
 
@@ -272,5 +274,5 @@ Test(json, number_extremes)
     int rc;
     char *s = render(doc_numbers, &rc);
     cr_assert_eq(rc, 0);
-    cr_assert_str_eq(s, "[-9223372036854775808,9223372036854775807,1e+300,-2.5]");
+    cr_assert_str_eq(s, "[-9223372036854775808,9223372036854775807,1e+300,-2.5,2.0,-0.0]");
 }

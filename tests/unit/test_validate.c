@@ -48,7 +48,7 @@ TestSuite(schema_json);
 TestSuite(bind);
 TestSuite(oom, .fini = teardown);
 
-/* One expected failure; lists end with { NULL }. */
+/* One expected failure; lists end with { 0 }. */
 typedef struct exp_err {
     const char *field, *code, *message;
 } exp_err;
@@ -100,7 +100,7 @@ static json_t *check(const tern_schema *s, const char *text, const exp_err *exp)
 
 static void ok(const tern_schema *s, const char *text)
 {
-    static const exp_err none[] = { { NULL } };
+    static const exp_err none[] = { { 0 } };
 
     json_decref(check(s, text, none));
 }
@@ -108,7 +108,7 @@ static void ok(const tern_schema *s, const char *text)
 static void bad1(const tern_schema *s, const char *text, const char *field, const char *code,
                  const char *message)
 {
-    exp_err e[] = { { field, code, message }, { NULL } };
+    exp_err e[] = { { field, code, message }, { 0 } };
 
     json_decref(check(s, text, e));
 }
@@ -272,7 +272,7 @@ Test(validate, several_string_failures_on_one_value)
         { "", "min_length", "must be at least 3 characters" },
         { "", "pattern", "must match the pattern ^b" },
         { "", "enum", "must be one of: aaaa, bbbb" },
-        { NULL },
+        { 0 },
     };
 
     json_decref(check(&s, "\"a\"", e));
@@ -349,10 +349,10 @@ Test(validate, integer_exactness_beyond_2_53)
 Test(validate, integral_real_accepted_and_replaced)
 {
     static const tern_schema n = { .type = TERN_INTEGER, .maximum = TERN_MAX(5) };
-    static const tern_prop props[] = { { "n", &n, 1 }, { NULL } };
+    static const tern_prop props[] = { { "n", &n, 1 }, { 0 } };
     static const tern_schema obj = { .type = TERN_OBJECT, .properties = props };
     static const tern_schema arr = { .type = TERN_ARRAY, .items = &n };
-    static const exp_err none[] = { { NULL } };
+    static const exp_err none[] = { { 0 } };
     json_t *v;
 
     v = check(&obj, "{\"n\": 2.0}", none);
@@ -397,7 +397,7 @@ Test(validate, items_with_pointers)
     static const exp_err e[] = {
         { "/1", "max_length", "must be at most 2 characters" },
         { "/3", "type", "must be a string" },
-        { NULL },
+        { 0 },
     };
 
     json_decref(check(&s, "[\"ab\", \"abc\", \"\", 4]", e));
@@ -445,13 +445,13 @@ static const tern_prop person_props[] = {
     { "name", &name_s, 1 },
     { "age", &age_s, 0 },
     { "role", &role_s, 0 },
-    { NULL },
+    { 0 },
 };
 static const tern_schema person_s = { .type = TERN_OBJECT, .properties = person_props };
 
 Test(validate, object_valid_and_default_inserted)
 {
-    static const exp_err none[] = { { NULL } };
+    static const exp_err none[] = { { 0 } };
     json_t *v = check(&person_s, "{\"name\": \"Ann\"}", none);
 
     cr_assert_str_eq(json_string_value(json_object_get(v, "role")), "user");
@@ -469,10 +469,10 @@ Test(validate, default_of_any_json_type)
                                       .default_json = "{\"x\": null}" };
     static const tern_schema lim = { .type = TERN_INTEGER, .default_json = "20" };
     static const tern_prop props[] = {
-        { "tags", &tags, 0 }, { "opts", &opts, 0 }, { "limit", &lim, 0 }, { NULL },
+        { "tags", &tags, 0 }, { "opts", &opts, 0 }, { "limit", &lim, 0 }, { 0 },
     };
     static const tern_schema s = { .type = TERN_OBJECT, .properties = props };
-    static const exp_err none[] = { { NULL } };
+    static const exp_err none[] = { { 0 } };
     json_t *v = check(&s, "{}", none);
     json_t *want = load("{\"tags\": [\"a\", 1], \"opts\": {\"x\": null}, \"limit\": 20}");
 
@@ -489,7 +489,7 @@ Test(validate, required_unknown_and_document_order)
         { "/a~1b", "unknown", "is not allowed" },
         { "/m~0n", "unknown", "is not allowed" },
         { "/name", "required", "is required" },
-        { NULL },
+        { 0 },
     };
 
     json_decref(check(&person_s, "{\"zz\": 1, \"age\": -1, \"a/b\": 2, \"m~n\": 3}", e));
@@ -497,7 +497,7 @@ Test(validate, required_unknown_and_document_order)
 
 Test(validate, required_reported_once_and_default_not_for_required)
 {
-    static const exp_err e[] = { { "/name", "required", "is required" }, { NULL } };
+    static const exp_err e[] = { { "/name", "required", "is required" }, { 0 } };
     json_t *v = check(&person_s, "{}", e);
 
     json_decref(v);
@@ -514,16 +514,16 @@ Test(validate, allow_extra)
 Test(validate, nested_pointers_and_escaping)
 {
     static const tern_schema leaf = { .type = TERN_INTEGER, .maximum = TERN_MAX(1) };
-    static const tern_prop inner_props[] = { { "a/b~c", &leaf, 0 }, { NULL } };
+    static const tern_prop inner_props[] = { { "a/b~c", &leaf, 0 }, { 0 } };
     static const tern_schema inner = { .type = TERN_OBJECT, .properties = inner_props };
     static const tern_schema list = { .type = TERN_ARRAY, .items = &inner };
-    static const tern_prop outer_props[] = { { "list", &list, 1 }, { NULL } };
+    static const tern_prop outer_props[] = { { "list", &list, 1 }, { 0 } };
     static const tern_schema outer = { .type = TERN_OBJECT, .properties = outer_props };
     static const exp_err e[] = {
         { "/list/1/a~1b~0c", "maximum", "must be at most 1" },
         { "/list/2", "type", "must be an object" },
         { "/list/3/~1", "unknown", "is not allowed" },
-        { NULL },
+        { 0 },
     };
 
     json_decref(check(&outer, "{\"list\": [{}, {\"a/b~c\": 2}, 3, {\"/\": 0}]}", e));
@@ -534,15 +534,15 @@ Test(validate, message_override)
     static const tern_schema user = { .type = TERN_STRING, .min_length = 3,
                                       .pattern = "^[a-z]+$",
                                       .message = "must be 3+ lowercase letters" };
-    static const tern_prop props[] = { { "user", &user, 1 }, { NULL } };
+    static const tern_prop props[] = { { "user", &user, 1 }, { 0 } };
     static const tern_schema s = { .type = TERN_OBJECT, .properties = props,
                                    .message = "must be a user object" };
     static const exp_err e[] = {
         { "/user", "min_length", "must be 3+ lowercase letters" },
         { "/user", "pattern", "must be 3+ lowercase letters" },
-        { NULL },
+        { 0 },
     };
-    static const exp_err missing[] = { { "/user", "required", "is required" }, { NULL } };
+    static const exp_err missing[] = { { "/user", "required", "is required" }, { 0 } };
 
     json_decref(check(&s, "{\"user\": \"A\"}", e));
     json_decref(check(&s, "{}", missing));
@@ -598,7 +598,7 @@ static const tern_schema f_limit = { .type = TERN_INTEGER, .default_json = "20" 
 static const tern_prop form_props[] = {
     { "id", &f_id, 1 },     { "q", &f_q, 0 },       { "price", &f_price, 0 },
     { "flag", &f_flag, 0 }, { "tags", &f_tags, 0 }, { "nums", &f_nums, 0 },
-    { "age", &f_age, 0 },   { "limit", &f_limit, 0 }, { NULL },
+    { "age", &f_age, 0 },   { "limit", &f_limit, 0 }, { 0 },
 };
 static const tern_schema form_s = { .type = TERN_OBJECT, .properties = form_props };
 
@@ -643,7 +643,7 @@ Test(form, coerces_every_type)
         "id=42", "q=hello", "price=9.5", "flag=true", "tags=ab", "tags=cd", "nums=-3",
         "nums=4", "age=",
     };
-    static const exp_err none[] = { { NULL } };
+    static const exp_err none[] = { { 0 } };
     json_t *out = form_check(p, NELEM(p), none);
     json_t *want = load("{\"id\": 42, \"q\": \"hello\", \"price\": 9.5, \"flag\": true,"
                         " \"tags\": [\"ab\", \"cd\"], \"nums\": [-3, 4], \"age\": null,"
@@ -657,7 +657,7 @@ Test(form, coerces_every_type)
 
 Test(form, integer_number_boolean_edges)
 {
-    static const exp_err none[] = { { NULL } };
+    static const exp_err none[] = { { 0 } };
     static const char *const a[] = { "id=9223372036854775807", "price=-1e2", "flag=false" };
     static const char *const b[] = { "id=1", "price=100" };
     json_t *out;
@@ -685,7 +685,7 @@ Test(form, coercion_failures)
         { "/flag", "type", "must be a boolean" },
         { "/nums/1", "type", "must be an integer" },
         { "/age", "type", "must be an integer" },
-        { NULL },
+        { 0 },
     };
 
     cr_assert_null(form_check(p, NELEM(p), e));
@@ -697,10 +697,10 @@ Test(form, integer_text_grammar)
         "id=", "id=-", "id=+1", "id= 1", "id=1 ", "id=0x10", "id=9223372036854775808",
         "id=1.0", "id=1e3",
     };
-    static const exp_err e[] = { { "/id", "type", "must be an integer" }, { NULL } };
-    static const exp_err none[] = { { NULL } };
+    static const exp_err e[] = { { "/id", "type", "must be an integer" }, { 0 } };
+    static const exp_err none[] = { { 0 } };
     static const char *const min[] = { "id=-9223372036854775808" };
-    static const exp_err low[] = { { "/id", "minimum", "must be at least 1" }, { NULL } };
+    static const exp_err low[] = { { "/id", "minimum", "must be at least 1" }, { 0 } };
 
     for (size_t i = 0; i < NELEM(bad); i++)
         cr_assert_null(form_check(&bad[i], 1, e));
@@ -714,7 +714,7 @@ Test(form, number_text_grammar)
         "id=1&price=", "price=.5", "price=5.", "price=nan", "price=inf", "price=1e",
         "price=--1", "price=0x1p3", "price=1,5",
     };
-    static const exp_err e[] = { { "/price", "type", "must be a number" }, { NULL } };
+    static const exp_err e[] = { { "/price", "type", "must be a number" }, { 0 } };
 
     for (size_t i = 1; i < NELEM(bad); i++) {
         const char *p[] = { "id=1", bad[i] };
@@ -734,7 +734,7 @@ Test(form, given_twice_unknown_and_required)
         { "/y~1z", "unknown", "is not allowed" },
         { "/tags", "max_items", "must have at most 2 items" },
         { "/id", "required", "is required" },
-        { NULL },
+        { 0 },
     };
 
     cr_assert_null(form_check(p, NELEM(p), e));
@@ -748,7 +748,7 @@ Test(form, item_keywords_and_bounds)
         { "/tags/0", "min_length", "must be at least 2 characters" },
         { "/q", "max_length", "must be at most 5 characters" },
         { "/price", "maximum", "must be at most 100" },
-        { NULL },
+        { 0 },
     };
 
     cr_assert_null(form_check(p, NELEM(p), e));
@@ -772,7 +772,7 @@ Test(form, allow_extra_keeps_first_value_as_string)
 Test(form, invalid_utf8_unknown_key_pointer_is_utf8)
 {
     static const char *const p[] = { "id=1", "k\xff=1" };
-    static const exp_err e[] = { { "/k?", "unknown", "is not allowed" }, { NULL } };
+    static const exp_err e[] = { { "/k?", "unknown", "is not allowed" }, { 0 } };
 
     cr_assert_null(form_check(p, NELEM(p), e));
 }
@@ -789,7 +789,7 @@ Test(form, non_object_schema_is_einval)
 
 Test(form, empty_form)
 {
-    static const tern_prop props[] = { { "a", &f_q, 0 }, { NULL } };
+    static const tern_prop props[] = { { "a", &f_q, 0 }, { 0 } };
     static const tern_schema s = { .type = TERN_OBJECT, .properties = props };
     tern_form f = { NULL, 0 };
     json_t *out;
@@ -1318,7 +1318,7 @@ Test(schema_check, valid_schemas)
     static const tern_schema tags = { .type = TERN_ARRAY, .items = &f_tag, .max_items = 5,
                                       .flags = TERN_UNIQUE, .default_json = "[]" };
     static const tern_prop props[] = {
-        { "color", &color, 0 }, { "tags", &tags, 0 }, { "person", &person_s, 1 }, { NULL },
+        { "color", &color, 0 }, { "tags", &tags, 0 }, { "person", &person_s, 1 }, { 0 },
     };
     static const tern_schema s = { .type = TERN_OBJECT, .properties = props };
     char err[256];
@@ -1331,7 +1331,7 @@ Test(schema_check, valid_schemas)
 Test(schema_check, errors)
 {
     static const char *const abc[] = { "abc", "x", NULL };
-    static const char *const none[] = { NULL };
+    static const char *const none[] = { 0 };
     static const tern_schema bad_pattern = { .type = TERN_STRING, .pattern = "a(b" };
     static const tern_schema bad_len = { .type = TERN_STRING, .min_length = 5, .max_length = 4 };
     static const tern_schema bad_items = { .type = TERN_ARRAY, .min_items = 3, .max_items = 2 };
@@ -1353,11 +1353,11 @@ Test(schema_check, errors)
     static const tern_schema wrong_kw4 = { .type = TERN_ARRAY, .properties = person_props };
     static const tern_schema bad_flags = { .type = TERN_STRING, .flags = 0x100 };
     static const tern_schema bad_type = { .type = (tern_type)42 };
-    static const tern_prop dup_props[] = { { "a", &f_q, 0 }, { "a", &f_q, 0 }, { NULL } };
+    static const tern_prop dup_props[] = { { "a", &f_q, 0 }, { "a", &f_q, 0 }, { 0 } };
     static const tern_schema dup = { .type = TERN_OBJECT, .properties = dup_props };
-    static const tern_prop null_props[] = { { "a", NULL, 0 }, { NULL } };
+    static const tern_prop null_props[] = { { "a", NULL, 0 }, { 0 } };
     static const tern_schema null_schema = { .type = TERN_OBJECT, .properties = null_props };
-    static const tern_prop deep_props[] = { { "inner", &bad_pattern, 0 }, { NULL } };
+    static const tern_prop deep_props[] = { { "inner", &bad_pattern, 0 }, { 0 } };
     static const tern_schema deep_inner = { .type = TERN_OBJECT, .properties = deep_props };
     static const tern_schema deep = { .type = TERN_ARRAY, .items = &deep_inner };
 
@@ -1389,7 +1389,7 @@ Test(schema_check, default_of_object_member_checked_against_member)
 {
     static const tern_schema small = { .type = TERN_STRING, .max_length = 2,
                                        .default_json = "\"abc\"" };
-    static const tern_prop props[] = { { "s", &small, 0 }, { NULL } };
+    static const tern_prop props[] = { { "s", &small, 0 }, { 0 } };
     static const tern_schema s = { .type = TERN_OBJECT, .properties = props };
 
     check_fails(&s, "/properties/s: the default does not match the schema");
@@ -1421,7 +1421,7 @@ Test(schema_json, complex_schema)
         { "id", &id, 0 },     { "name", &name, 1 }, { "age", &age, 0 },
         { "score", &score, 0 }, { "role", &role, 0 }, { "tags", &tags, 1 },
         { "meta", &meta, 0 }, { "extra", &any, 0 }, { "active", &active, 0 },
-        { NULL },
+        { 0 },
     };
     static const tern_schema user = { .type = TERN_OBJECT, .properties = props, .title = "User",
                                       .description = "A user account" };
@@ -1484,7 +1484,7 @@ static const tern_bind_field user_fields[] = {
     TERN_BIND(user_in, name, TERN_STRING),   TERN_BIND(user_in, age, TERN_INTEGER),
     TERN_BIND(user_in, score, TERN_NUMBER),  TERN_BIND(user_in, admin, TERN_BOOLEAN),
     TERN_BIND(user_in, meta, TERN_ANY),      TERN_BIND(user_in, tags, TERN_ARRAY),
-    TERN_BIND(user_in, missing, TERN_STRING), { NULL },
+    TERN_BIND(user_in, missing, TERN_STRING), { 0 },
 };
 
 Test(bind, copies_members)
@@ -1528,7 +1528,7 @@ Test(bind, absent_untouched_and_mismatch)
 
 Test(bind, integral_real_to_integer)
 {
-    static const tern_bind_field f[] = { TERN_BIND(user_in, age, TERN_INTEGER), { NULL } };
+    static const tern_bind_field f[] = { TERN_BIND(user_in, age, TERN_INTEGER), { 0 } };
     json_t *v = load("{\"age\": 3.0}");
     user_in u;
 
@@ -1623,7 +1623,7 @@ static const tern_schema oom_arr = { .type = TERN_ARRAY, .items = &oom_item,
 static const tern_schema oom_str = { .type = TERN_STRING, .pattern = "^[a-z]{1,300}$",
                                      .default_json = "\"abc\"" };
 static const tern_prop oom_props[] = {
-    { "a", &oom_arr, 0 }, { "s", &oom_str, 0 }, { "n", &oom_item, 1 }, { NULL },
+    { "a", &oom_arr, 0 }, { "s", &oom_str, 0 }, { "n", &oom_item, 1 }, { 0 },
 };
 static const tern_schema oom_s = { .type = TERN_OBJECT, .properties = oom_props };
 
@@ -1636,7 +1636,7 @@ static int op_validate(void)
                            0, NULL);
     static const tern_prop props[] = {
         { "b", &oom_arr, 0 }, { "a", &oom_arr, 0 }, { "s", &oom_str, 0 }, { "n", &oom_item, 1 },
-        { NULL },
+        { 0 },
     };
     static const tern_schema s = { .type = TERN_OBJECT, .properties = props };
     int rc;
