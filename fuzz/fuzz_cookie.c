@@ -52,7 +52,7 @@ static int untracked;
 static void track_add(void *p, size_t n)
 {
     if (nblocks < MAX_BLOCKS)
-        blocks[nblocks++] = (struct block){p, n};
+        blocks[nblocks++] = (struct block){ p, n };
     else
         untracked = 1;
 }
@@ -256,7 +256,7 @@ static void fuzz_parse(const char *h, size_t n, unsigned max, int limited)
     tern_arena_init(&a, 128);
     if (limited)
         a.limit = 200;
-    rc = tern_cookie_parse(&a, (tern_str){h, n}, max, &f);
+    rc = tern_cookie_parse(&a, (tern_str){ h, n }, max, &f);
     want = ref_count(h, n);
     CHECK(rc == 0 || rc == TERN_ETOOBIG || (rc == TERN_ENOMEM && limited));
     if (rc == TERN_ETOOBIG)
@@ -287,7 +287,7 @@ static void fuzz_parse(const char *h, size_t n, unsigned max, int limited)
 
 static void fuzz_format(const char *rest, size_t n, unsigned flags, unsigned char b1)
 {
-    const char *part[5] = {NULL, NULL, NULL, NULL, NULL};
+    const char *part[5] = { NULL, NULL, NULL, NULL, NULL };
     char *copy = malloc(n + 1); /* NUL-terminated, so parts are C strings */
     size_t o = 0;
     tern_cookie c;
@@ -338,7 +338,7 @@ static void fuzz_format(const char *rest, size_t n, unsigned flags, unsigned cha
         CHECK(len >= strlen(ss) && memcmp(out + len - strlen(ss), ss, strlen(ss)) == 0);
         CHECK((memmem(out, len, "; HttpOnly", 10) != NULL) == !c.allow_script);
         tern_arena_init(&a, 0);
-        CHECK(tern_cookie_parse(&a, (tern_str){out, len}, UINT_MAX, &f) == 0);
+        CHECK(tern_cookie_parse(&a, (tern_str){ out, len }, UINT_MAX, &f) == 0);
         CHECK(f.n >= 1);
         CHECK(tern_str_eq(f.fields[0].key, tern_str_c(c.name)));
         CHECK(tern_str_eq(f.fields[0].value, tern_str_c(v)));

@@ -55,7 +55,7 @@ static int untracked; /* the table overflowed: skip the "inside" check */
 static void track_add(void *p, size_t n)
 {
     if (nblocks < MAX_BLOCKS)
-        blocks[nblocks++] = (struct block){p, n};
+        blocks[nblocks++] = (struct block){ p, n };
     else
         untracked = 1;
 }
@@ -213,7 +213,7 @@ static void check_accessors(const tern_form *f)
         int w = snprintf(buf, sizeof buf, "%" PRId64, i);
 
         CHECK(w > 0);
-        CHECK(tern_str_eq(v, TERN_STR("-0")) || tern_str_eq(v, (tern_str){buf, (size_t)w}));
+        CHECK(tern_str_eq(v, TERN_STR("-0")) || tern_str_eq(v, (tern_str){ buf, (size_t)w }));
     }
     /* double: finite, strtod's value; every integer is a number */
     drc = tern_form_double(f, key, &d);
@@ -267,7 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tern_arena_init(&a, 64 + 64 * (flags >> 4));
     if (flags & 4)
         a.limit = 256;
-    rc = tern_form_parse(&a, (tern_str){text, n}, plus, max, &f, &bad_at);
+    rc = tern_form_parse(&a, (tern_str){ text, n }, plus, max, &f, &bad_at);
     CHECK(rc == 0 || rc == TERN_EINVAL || rc == TERN_ETOOBIG || (rc == TERN_ENOMEM && (flags & 4)));
     if (rc != 0) {
         CHECK(f.n == 0 && f.fields == NULL);

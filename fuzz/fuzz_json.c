@@ -40,30 +40,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A schema touching every keyword. */
 static const char *const colors[] = { "red", "green", "blue", NULL };
-static const tern_schema s_name = { .type = TERN_STRING, .min_length = 1, .max_length = 8,
-                                    .pattern = "^[a-z]+( [a-z]+)*$" };
+static const tern_schema s_name = {
+    .type = TERN_STRING, .min_length = 1, .max_length = 8, .pattern = "^[a-z]+( [a-z]+)*$"
+};
 static const tern_schema s_email = { .type = TERN_STRING, .format = "email" };
 static const tern_schema s_id = { .type = TERN_STRING, .format = "uuid", .flags = TERN_NULLABLE };
 static const tern_schema s_when = { .type = TERN_STRING, .format = "date-time" };
 static const tern_schema s_url = { .type = TERN_STRING, .format = "uri" };
-static const tern_schema s_color = { .type = TERN_STRING, .enum_values = colors,
+static const tern_schema s_color = { .type = TERN_STRING,
+                                     .enum_values = colors,
                                      .default_json = "\"red\"" };
-static const tern_schema s_age = { .type = TERN_INTEGER, .minimum = TERN_MIN(0),
+static const tern_schema s_age = { .type = TERN_INTEGER,
+                                   .minimum = TERN_MIN(0),
                                    .maximum = TERN_XMAX(150) };
-static const tern_schema s_score = { .type = TERN_NUMBER, .minimum = TERN_XMIN(-1.5),
-                                     .maximum = TERN_MAX(1e6), .message = "bad score" };
+static const tern_schema s_score = { .type = TERN_NUMBER,
+                                     .minimum = TERN_XMIN(-1.5),
+                                     .maximum = TERN_MAX(1e6),
+                                     .message = "bad score" };
 static const tern_schema s_flag = { .type = TERN_BOOLEAN };
 static const tern_schema s_tag = { .type = TERN_STRING, .max_length = 4 };
-static const tern_schema s_tags = { .type = TERN_ARRAY, .items = &s_tag, .min_items = 1,
-                                    .max_items = 4, .flags = TERN_UNIQUE };
+static const tern_schema s_tags = {
+    .type = TERN_ARRAY, .items = &s_tag, .min_items = 1, .max_items = 4, .flags = TERN_UNIQUE
+};
 static const tern_prop p_inner[] = { { "name", &s_name, 1 }, { "age", &s_age, 0 }, { 0 } };
 static const tern_schema s_inner = { .type = TERN_OBJECT, .properties = p_inner };
 static const tern_schema s_any = { .type = TERN_ANY };
 static const tern_prop p_root[] = {
-    { "name", &s_name, 1 },   { "email", &s_email, 0 }, { "id", &s_id, 0 },
-    { "when", &s_when, 0 },   { "url", &s_url, 0 },     { "color", &s_color, 0 },
-    { "age", &s_age, 0 },     { "score", &s_score, 0 }, { "flag", &s_flag, 0 },
-    { "tags", &s_tags, 0 },   { "inner", &s_inner, 0 }, { "any", &s_any, 0 },
+    { "name", &s_name, 1 },
+    { "email", &s_email, 0 },
+    { "id", &s_id, 0 },
+    { "when", &s_when, 0 },
+    { "url", &s_url, 0 },
+    { "color", &s_color, 0 },
+    { "age", &s_age, 0 },
+    { "score", &s_score, 0 },
+    { "flag", &s_flag, 0 },
+    { "tags", &s_tags, 0 },
+    { "inner", &s_inner, 0 },
+    { "any", &s_any, 0 },
     { 0 },
 };
 static const tern_schema s_root = { .type = TERN_OBJECT, .properties = p_root };
@@ -167,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (size)
         memcpy(buf, data, size);
-    text = (tern_str){buf, size};
+    text = (tern_str){ buf, size };
 
     /* 1. the checker at two depths */
     rc64 = tern_json_check(text, 64, &e64);

@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (size)
         memcpy(buf, data, size);
-    if (tern_media_type_parse((tern_str){buf, size}, &mt) != 0) {
+    if (tern_media_type_parse((tern_str){ buf, size }, &mt) != 0) {
         if (mt.nparams != 0)
             abort();
         free(buf);
@@ -111,8 +111,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (len > size + 2 * TERN_MEDIA_MAX_PARAMS + 2)
         abort();
 
-    if (tern_media_type_parse((tern_str){canon, len}, &again) != 0 || again.nparams != mt.nparams ||
-        !tern_str_eq(again.type, mt.type) || !tern_str_eq(again.subtype, mt.subtype))
+    if (tern_media_type_parse((tern_str){ canon, len }, &again) != 0 ||
+        again.nparams != mt.nparams || !tern_str_eq(again.type, mt.type) ||
+        !tern_str_eq(again.subtype, mt.subtype))
         abort();
     for (unsigned k = 0; k < mt.nparams; k++)
         if (!tern_str_eq(again.params[k].name, mt.params[k].name) ||
@@ -126,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (tern_media_type_is(&mt, "application/*+json")) {
         if (!tern_str_ieq(mt.type, TERN_STR("application")) || mt.subtype.n < 6 ||
-            !tern_str_ieq((tern_str){mt.subtype.p + mt.subtype.n - 5, 5}, TERN_STR("+json")))
+            !tern_str_ieq((tern_str){ mt.subtype.p + mt.subtype.n - 5, 5 }, TERN_STR("+json")))
             abort();
     }
     if (!tern_media_type_is(&mt, "*/*"))

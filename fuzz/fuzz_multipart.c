@@ -233,7 +233,7 @@ static int parse_direct(tern_str boundary, const char *body, size_t n, const siz
 {
     mp_parser p;
     char *hdr = malloc(max_header_bytes ? max_header_bytes : 1);
-    size_t at[4] = {0, cut[0], cut[1], n};
+    size_t at[4] = { 0, cut[0], cut[1], n };
     int rc = 0;
 
     if (hdr == NULL)
@@ -271,11 +271,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     setup();
     if (nl == NULL) {
-        boundary = (tern_str){in, size};
+        boundary = (tern_str){ in, size };
         body = in + size;
         n = 0;
     } else {
-        boundary = (tern_str){in, (size_t)(nl - in)};
+        boundary = (tern_str){ in, (size_t)(nl - in) };
         if (boundary.n > 0 && boundary.p[boundary.n - 1] == '\r')
             boundary.n--;
         body = nl + 1;
@@ -310,13 +310,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             lim.spool_threshold = spool;
             lim.tmp_dir = tmpdir;
         }
-        r = (reader){body, n, 0, {n, n}, 0};
+        r = (reader){ body, n, 0, { n, n }, 0 };
         collect(&whole, boundary, &r, &lim);
-        r = (reader){body, n, 0, {cut[0], cut[1]}, 0};
+        r = (reader){ body, n, 0, { cut[0], cut[1] }, 0 };
         collect(&pieces, boundary, &r, &lim);
         CHECK(same(&whole, &pieces));
 
-        r = (reader){body, n, 0, {cut[0], cut[1]}, 1};
+        r = (reader){ body, n, 0, { cut[0], cut[1] }, 1 };
         collect(&failing, boundary, &r, &lim);
         if (whole.rc == 0 ||
             strcmp(whole.detail, "the multipart body ended before its closing boundary") == 0)
@@ -344,7 +344,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Sanitizer on the raw input. */
     {
         char out[MP_FILENAME_MAX + 1];
-        size_t k = tern__sanitize_filename((tern_str){in, size}, out);
+        size_t k = tern__sanitize_filename((tern_str){ in, size }, out);
 
         CHECK(k >= 1 && k <= MP_FILENAME_MAX && strlen(out) == k);
         CHECK(memchr(out, '/', k) == NULL && memchr(out, '\\', k) == NULL && out[0] != '.');

@@ -28,10 +28,10 @@
 
 #define MAX_ROUTES 64
 
-#define CHECK(x)                                                                            \
-    do {                                                                                    \
-        if (!(x))                                                                           \
-            abort();                                                                        \
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if (!(x))                                                                                  \
+            abort();                                                                               \
     } while (0)
 
 static int slots[MAX_ROUTES];
@@ -152,8 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_match(router_find(r, tern_str_c(std[i]), ps, &m), &m, path, pathlen, ok);
         for (unsigned i = 0; i < nroutes; i++) {
             if (methods[i] != NULL)
-                check_match(router_find(r, tern_str_c(methods[i]), ps, &m), &m, path, pathlen,
-                            ok);
+                check_match(router_find(r, tern_str_c(methods[i]), ps, &m), &m, path, pathlen, ok);
         }
     }
 

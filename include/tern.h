@@ -11,7 +11,7 @@
 #define TERN_VERSION_MAJOR 0
 #define TERN_VERSION_MINOR 1
 #define TERN_VERSION_PATCH 0
-#define TERN_VERSION "0.1.0"
+#define TERN_VERSION       "0.1.0"
 
 #include "tern/body.h"
 #include "tern/core.h"

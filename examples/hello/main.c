@@ -123,7 +123,6 @@ static int admin_stats(tern_req *req)
     return tern_json_send(req, 200, TERN_STR("{\"ok\":true}"));
 }
 
-
 /* ------------------------------------------------------------------------ */
 /* Users: validated input, kept in memory (the last 50)                       */
 
@@ -136,8 +135,9 @@ static const tern_prop user_props[] = {
 };
 static const tern_schema user_schema = { .type = TERN_OBJECT, .properties = user_props };
 
-static const tern_schema list_limit = { .type = TERN_INTEGER, .minimum = TERN_MIN(1),
-                                        .maximum = TERN_MAX(50), .default_json = "50" };
+static const tern_schema list_limit = {
+    .type = TERN_INTEGER, .minimum = TERN_MIN(1), .maximum = TERN_MAX(50), .default_json = "50"
+};
 static const tern_prop list_props[] = { { "limit", &list_limit, 0 }, { 0 } };
 static const tern_schema list_query = { .type = TERN_OBJECT, .properties = list_props };
 

@@ -92,8 +92,7 @@ TERN_API int tern_json_check(tern_str text, unsigned max_depth, tern_json_error 
  * on failure.  Returns 0, TERN_EINVAL (err filled, reason names what was
  * wrong), TERN_ETOOBIG (depth), or TERN_ENOMEM.
  */
-TERN_API int tern_json_parse(tern_str text, unsigned max_depth, json_t **out,
-                             tern_json_error *err);
+TERN_API int tern_json_parse(tern_str text, unsigned max_depth, json_t **out, tern_json_error *err);
 
 /**
  * Reads the request body as JSON.  The request must carry Content-Type

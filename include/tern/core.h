@@ -75,14 +75,14 @@ typedef struct tern_str {
 } tern_str;
 
 /** A tern_str of a string literal, length computed at compile time. */
-#define TERN_STR(lit) ((tern_str){"" lit, sizeof(lit) - 1})
+#define TERN_STR(lit) ((tern_str){ "" lit, sizeof(lit) - 1 })
 /** The empty/absent string. */
-#define TERN_STR_NULL ((tern_str){NULL, 0})
+#define TERN_STR_NULL ((tern_str){ NULL, 0 })
 
 /** A tern_str over a NUL-terminated C string (NULL gives TERN_STR_NULL). */
 static inline tern_str tern_str_c(const char *s)
 {
-    tern_str r = {s, s ? strlen(s) : 0};
+    tern_str r = { s, s ? strlen(s) : 0 };
     return r;
 }
 

@@ -47,25 +47,25 @@ typedef int (*tern_middleware)(tern_req *req, void *data);
  * default below), then change fields.  Sizes are bytes, times milliseconds.
  */
 typedef struct tern_config {
-    const char *host;          /* listen address, default "0.0.0.0" */
-    int port;                  /* default 8080; 0 picks a free port */
-    unsigned workers;          /* event-loop threads, default: CPU count */
-    unsigned max_conns;        /* open connections per worker, default 16384 */
-    size_t max_request_line;   /* default 8192 -> 414 */
-    size_t max_header_bytes;   /* header section, default 16384 -> 431 */
-    unsigned max_headers;      /* header fields, default 100 -> 431 */
-    size_t max_body;           /* default per-route body limit, 1 MiB -> 413 */
-    unsigned json_max_depth;   /* JSON nesting in request bodies, default 64 -> 400 */
-    int header_timeout_ms;     /* whole request head, default 10000 -> 408 */
-    int body_timeout_ms;       /* idle time while reading a body, 30000 -> 408 */
-    int keepalive_timeout_ms;  /* idle keep-alive connection, default 60000 */
-    int write_timeout_ms;      /* idle time while sending, default 30000 */
-    int shutdown_timeout_ms;   /* graceful drain deadline, default 10000 */
+    const char *host;                /* listen address, default "0.0.0.0" */
+    int port;                        /* default 8080; 0 picks a free port */
+    unsigned workers;                /* event-loop threads, default: CPU count */
+    unsigned max_conns;              /* open connections per worker, default 16384 */
+    size_t max_request_line;         /* default 8192 -> 414 */
+    size_t max_header_bytes;         /* header section, default 16384 -> 431 */
+    unsigned max_headers;            /* header fields, default 100 -> 431 */
+    size_t max_body;                 /* default per-route body limit, 1 MiB -> 413 */
+    unsigned json_max_depth;         /* JSON nesting in request bodies, default 64 -> 400 */
+    int header_timeout_ms;           /* whole request head, default 10000 -> 408 */
+    int body_timeout_ms;             /* idle time while reading a body, 30000 -> 408 */
+    int keepalive_timeout_ms;        /* idle keep-alive connection, default 60000 */
+    int write_timeout_ms;            /* idle time while sending, default 30000 */
+    int shutdown_timeout_ms;         /* graceful drain deadline, default 10000 */
     unsigned max_keepalive_requests; /* per connection, 0 = unlimited (default) */
-    size_t stack_size;         /* coroutine stack, default 256 KiB */
-    unsigned offload_threads;  /* blocking-call pool, default 4 */
-    const char *server_header; /* Server header value, default NULL (none) */
-    int install_signals;       /* handle SIGTERM/SIGINT in run, default 1 */
+    size_t stack_size;               /* coroutine stack, default 256 KiB */
+    unsigned offload_threads;        /* blocking-call pool, default 4 */
+    const char *server_header;       /* Server header value, default NULL (none) */
+    int install_signals;             /* handle SIGTERM/SIGINT in run, default 1 */
 } tern_config;
 
 /** Fills cfg with the defaults listed in tern_config. */

@@ -21,8 +21,8 @@ extern "C" {
 
 typedef struct tern_jw {
     tern_buf *out;
-    int err;            /* first error, sticky */
-    unsigned depth;     /* open containers */
+    int err;        /* first error, sticky */
+    unsigned depth; /* open containers */
     unsigned char need_comma[TERN_JW_MAX_DEPTH + 1];
     unsigned char in_object[TERN_JW_MAX_DEPTH + 1];
     unsigned char after_key;

@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define TERN_READ 0x1  /* fd readable (or hung up / error) */
+#define TERN_READ  0x1 /* fd readable (or hung up / error) */
 #define TERN_WRITE 0x2 /* fd writable (or error) */
 
 /**

@@ -43,9 +43,9 @@ typedef enum tern_type {
 } tern_type;
 
 /* tern_schema.flags */
-#define TERN_NULLABLE 0x1u    /* null is accepted besides the type */
+#define TERN_NULLABLE    0x1u /* null is accepted besides the type */
 #define TERN_ALLOW_EXTRA 0x2u /* objects: unknown members are kept, not rejected */
-#define TERN_UNIQUE 0x4u      /* arrays: items must be distinct (JSON equality) */
+#define TERN_UNIQUE      0x4u /* arrays: items must be distinct (JSON equality) */
 
 /** A numeric bound; zero-initialized means "no bound". */
 typedef struct tern_bound {
@@ -54,10 +54,22 @@ typedef struct tern_bound {
     double value;
 } tern_bound;
 
-#define TERN_MIN(x) { 1, 0, (x) }  /* value >= x */
-#define TERN_XMIN(x) { 1, 1, (x) } /* value > x */
-#define TERN_MAX(x) { 1, 0, (x) }  /* value <= x */
-#define TERN_XMAX(x) { 1, 1, (x) } /* value < x */
+#define TERN_MIN(x)                                                                                \
+    {                                                                                              \
+        1, 0, (x)                                                                                  \
+    } /* value >= x */
+#define TERN_XMIN(x)                                                                               \
+    {                                                                                              \
+        1, 1, (x)                                                                                  \
+    } /* value > x */
+#define TERN_MAX(x)                                                                                \
+    {                                                                                              \
+        1, 0, (x)                                                                                  \
+    } /* value <= x */
+#define TERN_XMAX(x)                                                                               \
+    {                                                                                              \
+        1, 1, (x)                                                                                  \
+    } /* value < x */
 
 typedef struct tern_schema tern_schema;
 
@@ -74,10 +86,10 @@ struct tern_schema {
     const char *title;       /* documentation only */
     const char *description; /* documentation only */
     /* strings */
-    size_t min_length;  /* in code points */
-    size_t max_length;  /* in code points; 0 = no limit */
-    const char *pattern; /* a linear-time regex subset, see docs/validation.md */
-    const char *format;  /* "email", "uuid", "date-time" (RFC 3339), "uri" */
+    size_t min_length;              /* in code points */
+    size_t max_length;              /* in code points; 0 = no limit */
+    const char *pattern;            /* a linear-time regex subset, see docs/validation.md */
+    const char *format;             /* "email", "uuid", "date-time" (RFC 3339), "uri" */
     const char *const *enum_values; /* strings, NULL-terminated */
     /* numbers */
     tern_bound minimum;
@@ -152,7 +164,10 @@ typedef struct tern_bind_field {
     size_t offset;    /* offsetof(struct, member) */
 } tern_bind_field;
 
-#define TERN_BIND(st, member, type) { #member, (type), offsetof(st, member) }
+#define TERN_BIND(st, member, type)                                                                \
+    {                                                                                              \
+#member, (type), offsetof(st, member)                                                      \
+    }
 
 /**
  * Copies the members of a validated object into a struct.  Absent (optional)

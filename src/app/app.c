@@ -96,7 +96,10 @@ void tern_app_free(tern_app *app)
     tern_free(app);
 }
 
-tern_config *tern_app_config(tern_app *app) { return &app->cfg; }
+tern_config *tern_app_config(tern_app *app)
+{
+    return &app->cfg;
+}
 
 static int mw_push(mw_list *l, tern_middleware fn, void *data)
 {
@@ -142,8 +145,8 @@ static char *join(const char *prefix, const char *pattern)
     return s;
 }
 
-static tern_route *route_add(tern_app *app, tern_group *g, const char *method,
-                             const char *pattern, tern_handler handler)
+static tern_route *route_add(tern_app *app, tern_group *g, const char *method, const char *pattern,
+                             tern_handler handler)
 {
     char err[256];
     tern_route *r;
@@ -197,11 +200,26 @@ tern_route *tern_route_add(tern_app *app, const char *method, const char *patter
     return route_add(app, NULL, method, pattern, handler);
 }
 
-tern_route *tern_get(tern_app *app, const char *p, tern_handler h) { return route_add(app, NULL, "GET", p, h); }
-tern_route *tern_post(tern_app *app, const char *p, tern_handler h) { return route_add(app, NULL, "POST", p, h); }
-tern_route *tern_put(tern_app *app, const char *p, tern_handler h) { return route_add(app, NULL, "PUT", p, h); }
-tern_route *tern_patch(tern_app *app, const char *p, tern_handler h) { return route_add(app, NULL, "PATCH", p, h); }
-tern_route *tern_delete(tern_app *app, const char *p, tern_handler h) { return route_add(app, NULL, "DELETE", p, h); }
+tern_route *tern_get(tern_app *app, const char *p, tern_handler h)
+{
+    return route_add(app, NULL, "GET", p, h);
+}
+tern_route *tern_post(tern_app *app, const char *p, tern_handler h)
+{
+    return route_add(app, NULL, "POST", p, h);
+}
+tern_route *tern_put(tern_app *app, const char *p, tern_handler h)
+{
+    return route_add(app, NULL, "PUT", p, h);
+}
+tern_route *tern_patch(tern_app *app, const char *p, tern_handler h)
+{
+    return route_add(app, NULL, "PATCH", p, h);
+}
+tern_route *tern_delete(tern_app *app, const char *p, tern_handler h)
+{
+    return route_add(app, NULL, "DELETE", p, h);
+}
 
 static tern_group *group_new(tern_app *app, tern_group *parent, const char *prefix)
 {
@@ -229,8 +247,14 @@ static tern_group *group_new(tern_app *app, tern_group *parent, const char *pref
     return g;
 }
 
-tern_group *tern_group_new(tern_app *app, const char *prefix) { return group_new(app, NULL, prefix); }
-tern_group *tern_group_sub(tern_group *parent, const char *prefix) { return group_new(parent->app, parent, prefix); }
+tern_group *tern_group_new(tern_app *app, const char *prefix)
+{
+    return group_new(app, NULL, prefix);
+}
+tern_group *tern_group_sub(tern_group *parent, const char *prefix)
+{
+    return group_new(parent->app, parent, prefix);
+}
 
 int tern_group_use(tern_group *g, tern_middleware mw, void *data)
 {
@@ -256,8 +280,14 @@ int tern_route_use(tern_route *r, tern_middleware mw, void *data)
     return rc;
 }
 
-void tern_route_body_limit(tern_route *r, size_t max) { r->body_limit = max; }
-void tern_route_data(tern_route *r, void *data) { r->data = data; }
+void tern_route_body_limit(tern_route *r, size_t max)
+{
+    r->body_limit = max;
+}
+void tern_route_data(tern_route *r, void *data)
+{
+    r->data = data;
+}
 
 /* Flattens app -> groups (outermost first) -> route middleware. */
 static int build_chain(tern_app *app, tern_route *r)
@@ -308,8 +338,8 @@ int tern_app_listen(tern_app *app)
             r->body_limit = app->cfg.max_body;
         rc = build_chain(app, r);
         if (rc != 0) {
-            tern_log(TERN_LOG_ERROR, "route %s %s: more than %d middleware", r->method,
-                     r->pattern, MW_MAX);
+            tern_log(TERN_LOG_ERROR, "route %s %s: more than %d middleware", r->method, r->pattern,
+                     MW_MAX);
             return rc;
         }
     }

@@ -77,9 +77,9 @@ static int parse_json_body(tern_req *req, json_t **out)
         return rc;
     }
     if (rc != 0) {
-        const char *d = tern_arena_printf(&req->arena, "invalid JSON at line %u, column %u: %s",
-                                          err.line, err.column,
-                                          err.reason ? err.reason : "malformed");
+        const char *d =
+            tern_arena_printf(&req->arena, "invalid JSON at line %u, column %u: %s", err.line,
+                              err.column, err.reason ? err.reason : "malformed");
         tern__req_fail(req, 400, d ? d : "invalid JSON");
         return rc;
     }
@@ -119,9 +119,8 @@ static int parse_form(tern_req *req, tern_str text, const char *what, const tern
     }
     rc = tern_form_parse(&req->arena, text, 1, TERN_FORM_MAX_FIELDS, f, &bad);
     if (rc == TERN_EINVAL) {
-        const char *d = tern_arena_printf(&req->arena,
-                                          "the %s has an invalid percent-escape at byte %zu",
-                                          what, bad);
+        const char *d = tern_arena_printf(
+            &req->arena, "the %s has an invalid percent-escape at byte %zu", what, bad);
         tern__req_fail(req, 400, d);
     } else if (rc == TERN_ETOOBIG) {
         const char *d = tern_arena_printf(&req->arena, "the %s has more than %d fields", what,
@@ -316,9 +315,18 @@ int tern_route_params(tern_route *r, const tern_schema *schema)
     return r ? declare_form_schema(r, &r->params_schema, schema, "params") : TERN_EINVAL;
 }
 
-json_t *tern_req_valid_body(tern_req *req) { return req->valid_body; }
-json_t *tern_req_valid_query(tern_req *req) { return req->valid_query; }
-json_t *tern_req_valid_params(tern_req *req) { return req->valid_params; }
+json_t *tern_req_valid_body(tern_req *req)
+{
+    return req->valid_body;
+}
+json_t *tern_req_valid_query(tern_req *req)
+{
+    return req->valid_query;
+}
+json_t *tern_req_valid_params(tern_req *req)
+{
+    return req->valid_params;
+}
 
 /* Records a 422 with the field errors. */
 static int invalid(tern_req *req, tern_errors *errs, const char *in)

@@ -26,8 +26,8 @@
 #include "tern/http.h"
 #include "tern/valid.h"
 
-#define MW_MAX 32        /* middleware entries in one chain (app+groups+route) */
-#define REQ_LOCALS 8     /* tern_req_set slots */
+#define MW_MAX     32 /* middleware entries in one chain (app+groups+route) */
+#define REQ_LOCALS 8  /* tern_req_set slots */
 #define REQ_ID_MAX 128
 
 typedef struct mw_entry {
@@ -57,7 +57,7 @@ struct tern_route {
     size_t body_limit;
     void *data;
     mw_list mws;
-    char *body_media;                 /* declared body media type (tern_route_body) */
+    char *body_media; /* declared body media type (tern_route_body) */
     const tern_schema *body_schema;
     const tern_schema *query_schema;
     const tern_schema *params_schema;
@@ -77,14 +77,14 @@ struct tern_app {
     tern_route *routes;
     tern_route fallback; /* app-wide middleware + the 404/405/OPTIONS answer */
     int uses_request_id; /* tern_mw_request_id is app-wide middleware */
-    int reg_error;      /* first registration error (TERN_E*), 0 if none */
+    int reg_error;       /* first registration error (TERN_E*), 0 if none */
     int listening;
-    int port;           /* bound port */
-    int *listen_fds;    /* one per worker */
+    int port;        /* bound port */
+    int *listen_fds; /* one per worker */
     unsigned nworkers;
     worker *workers;
     offload_pool *offload;
-    int stop_pipe[2];   /* tern_app_stop writes here */
+    int stop_pipe[2]; /* tern_app_stop writes here */
     atomic_int stopping;
 };
 
@@ -96,7 +96,7 @@ typedef struct conn conn;
 enum conn_wait { WAIT_NONE = 0, WAIT_READ = 1, WAIT_WRITE = 2 };
 
 struct conn {
-    loop_io io;           /* first: epoll data points here */
+    loop_io io; /* first: epoll data points here */
     worker *w;
     tern_timer timer;     /* header / body / keep-alive / write deadline */
     coro *co;             /* request coroutine while one runs */
@@ -107,8 +107,8 @@ struct conn {
     tern_buf wbuf;        /* pending output */
     conn *prev, *next;    /* worker's list */
     unsigned nrequests;
-    unsigned char wait;   /* enum conn_wait while the coroutine waits on the socket */
-    unsigned char readable;  /* edge-triggered readiness not yet consumed */
+    unsigned char wait;     /* enum conn_wait while the coroutine waits on the socket */
+    unsigned char readable; /* edge-triggered readiness not yet consumed */
     unsigned char writable;
     unsigned char eof;       /* peer closed its side */
     unsigned char closing;   /* close after the current response */
@@ -128,51 +128,54 @@ struct tern_req {
     worker *w;
     tern_app *app;
     h1_request h;
-    h1_header *hdrs;        /* max_headers entries */
-    size_t scanned;         /* parser state */
+    h1_header *hdrs; /* max_headers entries */
+    size_t scanned;  /* parser state */
     tern_route *route;
     router_match m;
-    int route_result;       /* enum router_result of the lookup */
-    int early_status;       /* a framework answer decided before the chain (400, 413) */
+    int route_result; /* enum router_result of the lookup */
+    int early_status; /* a framework answer decided before the chain (400, 413) */
     const char *early_detail;
     tern_str params[ROUTER_MAX_PARAMS]; /* decoded lazily (p == NULL: not yet) */
     unsigned chain_pos;
-    int parse_rc;           /* h1_parse_request result for this request */
+    int parse_rc; /* h1_parse_request result for this request */
     tern_arena arena;
     int64_t start_ms;
     struct timespec start_ts;
     /* body */
     int body_state;
     tern_str body;
-    tern_buf body_buf;      /* for chunked / large bodies */
+    tern_buf body_buf; /* for chunked / large bodies */
     h1_chunked chunked;
-    uint64_t body_left;     /* Content-Length bytes not yet consumed */
+    uint64_t body_left; /* Content-Length bytes not yet consumed */
     unsigned char continue_sent;
     /* A failure recorded by a tern_req_* helper, answered if the handler returns it. */
-    int fail_status;        /* 400, 408, 413, 415, 422, 431 ... (0: none) */
-    const char *fail_detail; /* static or arena string; NULL: the status's default */
-    const char *fail_in;    /* "body", "query", "path" for 422 */
+    int fail_status;               /* 400, 408, 413, 415, 422, 431 ... (0: none) */
+    const char *fail_detail;       /* static or arena string; NULL: the status's default */
+    const char *fail_in;           /* "body", "query", "path" for 422 */
     struct tern_errors *fail_errs; /* field errors for 422 (arena) */
     /* Inputs decoded for the handler; released when the request ends. */
-    json_t *json_body;      /* tern_req_json */
+    json_t *json_body; /* tern_req_json */
     json_t *valid_body, *valid_query, *valid_params;
     const struct tern_form *query_form, *body_form; /* arena, cached */
-    struct tern_part *parts; /* multipart: spooled files closed at the end */
+    struct tern_part *parts;                        /* multipart: spooled files closed at the end */
     unsigned nparts;
-    unsigned char reading;  /* tern_req_read in progress (streaming) */
+    unsigned char reading; /* tern_req_read in progress (streaming) */
     /* response */
     int status;
     unsigned char responded;
     unsigned char head_only;
-    unsigned char streaming;   /* 1: chunked, 2: close-delimited */
+    unsigned char streaming; /* 1: chunked, 2: close-delimited */
     unsigned char stream_done;
     res_header *rh;
     unsigned nrh, caprh;
-    tern_buf out;           /* JSON body under construction */
+    tern_buf out; /* JSON body under construction */
     tern_jw jw;
     uint64_t bytes;
     char id[REQ_ID_MAX + 1];
-    struct { const char *key; void *value; } locals[REQ_LOCALS];
+    struct {
+        const char *key;
+        void *value;
+    } locals[REQ_LOCALS];
     struct tern_req *next_free;
 };
 
@@ -183,15 +186,15 @@ struct worker {
     tern_loop *loop;
     coro_pool *coros;
     loop_io listen_io;
-    conn *conns;           /* all open connections */
-    conn *zombies;         /* closed, freed at the end of the loop iteration */
+    conn *conns;   /* all open connections */
+    conn *zombies; /* closed, freed at the end of the loop iteration */
     unsigned nconns;
-    char **free_bufs;      /* read buffers for reuse */
+    char **free_bufs; /* read buffers for reuse */
     unsigned nfree_bufs, capfree_bufs;
     struct tern_req *free_reqs;
-    char date[29];         /* cached IMF-fixdate */
+    char date[29]; /* cached IMF-fixdate */
     int64_t date_sec;
-    uint64_t id_seed;      /* request id generation */
+    uint64_t id_seed; /* request id generation */
     uint64_t id_counter;
     int shutting_down;
     int64_t shutdown_deadline;

@@ -61,8 +61,7 @@ int tern__fallback_handler(tern_req *req)
     case ROUTER_OPTIONS:
         tern_header_str(req, TERN_STR("Allow"), req->m.allow);
         return tern_send(req, 204, NULL, NULL, 0);
-    default:
-        return tern__respond_error(req, 404, "no resource at this path");
+    default: return tern__respond_error(req, 404, "no resource at this path");
     }
 }
 
@@ -200,8 +199,8 @@ int tern_mw_access_log(tern_req *req, void *data)
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                  wall.tv_nsec / 1000000, req->id[0] ? req->id : "-", (int)req->h.method.n,
                  req->h.method.p, (int)(req->h.path.n > 512 ? 512 : req->h.path.n), req->h.path.p,
-                 req->responded ? req->status : (rc != 0 ? 500 : 0),
-                 (unsigned long long)req->bytes, us);
+                 req->responded ? req->status : (rc != 0 ? 500 : 0), (unsigned long long)req->bytes,
+                 us);
     if (n > 0) {
         ssize_t wr = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
         (void)wr;

@@ -55,13 +55,34 @@ void tern__req_reset(tern_req *r)
     memset(r->locals, 0, sizeof r->locals);
 }
 
-tern_str tern_req_method(const tern_req *req) { return req->h.method; }
-tern_str tern_req_path(const tern_req *req) { return req->h.path; }
-tern_str tern_req_query(const tern_req *req) { return req->h.query; }
-unsigned tern_req_header_count(const tern_req *req) { return req->h.nheaders; }
-const char *tern_req_id(const tern_req *req) { return req->id; }
-void *tern_req_route_data(const tern_req *req) { return req->route ? req->route->data : NULL; }
-tern_arena *tern_req_arena(tern_req *req) { return &req->arena; }
+tern_str tern_req_method(const tern_req *req)
+{
+    return req->h.method;
+}
+tern_str tern_req_path(const tern_req *req)
+{
+    return req->h.path;
+}
+tern_str tern_req_query(const tern_req *req)
+{
+    return req->h.query;
+}
+unsigned tern_req_header_count(const tern_req *req)
+{
+    return req->h.nheaders;
+}
+const char *tern_req_id(const tern_req *req)
+{
+    return req->id;
+}
+void *tern_req_route_data(const tern_req *req)
+{
+    return req->route ? req->route->data : NULL;
+}
+tern_arena *tern_req_arena(tern_req *req)
+{
+    return &req->arena;
+}
 
 tern_str tern_req_header(const tern_req *req, const char *name)
 {
@@ -276,11 +297,12 @@ static int read_body(tern_req *r, int discard)
     r->body_state = rc == 0 ? BODY_READ : BODY_FAILED;
     if (rc != 0) {
         r->c->closing = 1;
-        tern__req_fail(r, rc == TERN_ETOOBIG     ? 413
-                          : rc == TERN_ETIMEDOUT ? 408
-                          : rc == TERN_EPROTO    ? 400
-                          : rc == TERN_ENOMEM    ? 503
-                                                 : 0, /* connection gone: nobody to answer */
+        tern__req_fail(r,
+                       rc == TERN_ETOOBIG     ? 413
+                       : rc == TERN_ETIMEDOUT ? 408
+                       : rc == TERN_EPROTO    ? 400
+                       : rc == TERN_ENOMEM    ? 503
+                                              : 0, /* connection gone: nobody to answer */
                        rc == TERN_ETOOBIG ? "the request body is larger than this route accepts"
                                           : NULL);
     }
@@ -293,13 +315,9 @@ int tern_req_body(tern_req *req, tern_str *body)
 
     *body = TERN_STR("");
     switch (req->body_state) {
-    case BODY_NONE:
-        return 0;
-    case BODY_READ:
-        *body = req->body.p ? req->body : TERN_STR("");
-        return 0;
-    case BODY_FAILED:
-        return TERN_EPROTO;
+    case BODY_NONE: return 0;
+    case BODY_READ: *body = req->body.p ? req->body : TERN_STR(""); return 0;
+    case BODY_FAILED: return TERN_EPROTO;
     }
     rc = read_body(req, 0);
     if (rc == 0 && req->body.p != NULL)
@@ -325,11 +343,13 @@ static long read_failed(tern_req *r, int rc)
 {
     r->body_state = BODY_FAILED;
     r->c->closing = 1;
-    tern__req_fail(r, rc == TERN_ETOOBIG     ? 413
-                      : rc == TERN_ETIMEDOUT ? 408
-                      : rc == TERN_EPROTO    ? 400
-                                             : 0,
-                   rc == TERN_ETOOBIG ? "the request body is larger than this route accepts" : NULL);
+    tern__req_fail(r,
+                   rc == TERN_ETOOBIG     ? 413
+                   : rc == TERN_ETIMEDOUT ? 408
+                   : rc == TERN_EPROTO    ? 400
+                                          : 0,
+                   rc == TERN_ETOOBIG ? "the request body is larger than this route accepts"
+                                      : NULL);
     return rc;
 }
 

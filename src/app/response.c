@@ -116,7 +116,8 @@ int tern__write_head(tern_req *req, int status, const char *ctype, int64_t cl)
     if (status < 100 || status > 999)
         return TERN_EINVAL;
     /* A client waiting for "100 Continue" that it will not get cannot reuse the connection. */
-    if (req->body_state == BODY_PENDING && (req->h.flags & H1_EXPECT_CONTINUE) && !req->continue_sent)
+    if (req->body_state == BODY_PENDING && (req->h.flags & H1_EXPECT_CONTINUE) &&
+        !req->continue_sent)
         c->closing = 1;
     if (req->streaming == 2)
         c->closing = 1;
@@ -376,6 +377,15 @@ int tern_stream_end(tern_req *req)
     return rc ? rc : tern__conn_flush(req->c);
 }
 
-int tern_responded(const tern_req *req) { return req->responded; }
-int tern_res_status(const tern_req *req) { return req->responded ? req->status : 0; }
-uint64_t tern_res_bytes(const tern_req *req) { return req->bytes; }
+int tern_responded(const tern_req *req)
+{
+    return req->responded;
+}
+int tern_res_status(const tern_req *req)
+{
+    return req->responded ? req->status : 0;
+}
+uint64_t tern_res_bytes(const tern_req *req)
+{
+    return req->bytes;
+}

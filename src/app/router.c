@@ -50,16 +50,7 @@
 #define ROUTER_MAX_PATTERN 2048
 
 /* The standard methods get fixed slots.  The numbering is internal. */
-enum {
-    M_GET,
-    M_HEAD,
-    M_POST,
-    M_PUT,
-    M_PATCH,
-    M_DELETE,
-    M_OPTIONS,
-    M_NSTD
-};
+enum { M_GET, M_HEAD, M_POST, M_PUT, M_PATCH, M_DELETE, M_OPTIONS, M_NSTD };
 
 #define BIT(i) (1u << (i))
 
@@ -69,7 +60,7 @@ static const struct {
     unsigned char len;
     unsigned char idx;
 } std_sorted[M_NSTD] = {
-    { "DELETE", 6, M_DELETE }, { "GET", 3, M_GET },   { "HEAD", 4, M_HEAD },
+    { "DELETE", 6, M_DELETE },   { "GET", 3, M_GET },     { "HEAD", 4, M_HEAD },
     { "OPTIONS", 7, M_OPTIONS }, { "PATCH", 5, M_PATCH }, { "POST", 4, M_POST },
     { "PUT", 3, M_PUT },
 };
@@ -93,19 +84,19 @@ typedef struct custom_route {
 } custom_route;
 
 struct rnode {
-    edge *lit;          /* literal children, sorted by (n, bytes) */
+    edge *lit; /* literal children, sorted by (n, bytes) */
     uint32_t nlit;
     uint32_t caplit;
-    rnode *param;       /* the :name child, or NULL */
-    rnode *wild;        /* the *name child (a leaf), or NULL */
-    unsigned mask;      /* BIT(M_*) for each standard method routed here */
+    rnode *param;  /* the :name child, or NULL */
+    rnode *wild;   /* the *name child (a leaf), or NULL */
+    unsigned mask; /* BIT(M_*) for each standard method routed here */
     uint32_t ncustom;
-    void *std[M_NSTD];  /* data per standard method (valid where mask says) */
+    void *std[M_NSTD];    /* data per standard method (valid where mask says) */
     custom_route *custom; /* sorted by name (byte order), ncustom entries */
-    char *allow;        /* "DELETE, GET, HEAD, OPTIONS", or NULL if no routes */
+    char *allow;          /* "DELETE, GET, HEAD, OPTIONS", or NULL if no routes */
     uint32_t allowlen;
     uint32_t textlen;
-    char text[];        /* literal segment, or the param/wildcard name */
+    char text[]; /* literal segment, or the param/wildcard name */
 };
 
 struct router {
@@ -157,8 +148,7 @@ static int is_tchar(unsigned char c)
 
 static int is_name_char(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
 /*
@@ -306,12 +296,8 @@ static int link_child(rnode *parent, int kind, rnode *child)
             return TERN_ENOMEM;
         lit_insert(parent, 0, child);
         break;
-    case SEG_PARAM:
-        parent->param = child;
-        break;
-    default:
-        parent->wild = child;
-        break;
+    case SEG_PARAM: parent->param = child; break;
+    default: parent->wild = child; break;
     }
     return 0;
 }
@@ -423,8 +409,8 @@ static int check_seg(const seg *sg, const char *method, const char *pattern, cha
                             method, pattern, (int)sg->n, sg->p);
             if (c <= 0x20 || c == 0x7f || c == '?' || c == '#')
                 return fail(err, errlen, TERN_EINVAL,
-                            "%s %s: byte 0x%02x cannot appear in a request path", method,
-                            pattern, c);
+                            "%s %s: byte 0x%02x cannot appear in a request path", method, pattern,
+                            c);
         }
         return 0;
     }
@@ -439,13 +425,12 @@ static int check_seg(const seg *sg, const char *method, const char *pattern, cha
     for (size_t i = 0; i < sg->name.n; i++) {
         if (!is_name_char((unsigned char)sg->name.p[i]))
             return fail(err, errlen, TERN_EINVAL,
-                        "%s %s: parameter name '%.*s' may only use [A-Za-z0-9_]", method,
-                        pattern, (int)sg->name.n, sg->name.p);
+                        "%s %s: parameter name '%.*s' may only use [A-Za-z0-9_]", method, pattern,
+                        (int)sg->name.n, sg->name.p);
     }
     if (sg->kind == SEG_WILD && !sg->last)
-        return fail(err, errlen, TERN_EINVAL,
-                    "%s %s: wildcard '%.*s' must be the last segment", method, pattern,
-                    (int)sg->n, sg->p);
+        return fail(err, errlen, TERN_EINVAL, "%s %s: wildcard '%.*s' must be the last segment",
+                    method, pattern, (int)sg->n, sg->p);
     return 0;
 }
 
@@ -468,8 +453,8 @@ static int check_pattern(const char *method, const char *pattern, char *err, siz
         return fail(err, errlen, TERN_EINVAL, "%s %s: a pattern must start with '/'", method,
                     pattern);
     if (plen > ROUTER_MAX_PATTERN)
-        return fail(err, errlen, TERN_EINVAL, "%s %.40s...: pattern longer than %d bytes",
-                    method, pattern, ROUTER_MAX_PATTERN);
+        return fail(err, errlen, TERN_EINVAL, "%s %.40s...: pattern longer than %d bytes", method,
+                    pattern, ROUTER_MAX_PATTERN);
     s = pattern + 1;
     end = pattern + plen;
     do {
@@ -482,8 +467,8 @@ static int check_pattern(const char *method, const char *pattern, char *err, siz
         if (sg.kind == SEG_LIT)
             continue;
         if (nnames == ROUTER_MAX_PARAMS)
-            return fail(err, errlen, TERN_EINVAL, "%s %s: more than %d parameters", method,
-                        pattern, ROUTER_MAX_PARAMS);
+            return fail(err, errlen, TERN_EINVAL, "%s %s: more than %d parameters", method, pattern,
+                        ROUTER_MAX_PARAMS);
         for (unsigned i = 0; i < nnames; i++) {
             if (tern_str_eq(names[i], sg.name))
                 return fail(err, errlen, TERN_EINVAL, "%s %s: parameter '%.*s' appears twice",
@@ -588,8 +573,8 @@ int router_add(router *r, const char *method, const char *pattern, void *data, c
                 taken |= lexcmp(node->custom[i].name, node->custom[i].n, method, mlen) == 0;
         }
         if (taken)
-            return fail(err, errlen, TERN_EEXIST, "%s %s conflicts with %s %s", method,
-                        pattern, method, pattern);
+            return fail(err, errlen, TERN_EEXIST, "%s %s conflicts with %s %s", method, pattern,
+                        method, pattern);
     }
 
     /* (3) Allocate.  The chain hangs off `node` once committed. */

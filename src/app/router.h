@@ -22,18 +22,18 @@
 typedef struct router router;
 
 typedef struct router_match {
-    void *data;         /* the route's data pointer (ROUTER_FOUND) */
+    void *data; /* the route's data pointer (ROUTER_FOUND) */
     unsigned nparams;
     tern_str names[ROUTER_MAX_PARAMS];  /* parameter names (point into the router) */
     tern_str values[ROUTER_MAX_PARAMS]; /* raw values (point into the path), not decoded */
-    tern_str allow;     /* for 405 and OPTIONS: e.g. "GET, HEAD, OPTIONS, POST" */
+    tern_str allow;                     /* for 405 and OPTIONS: e.g. "GET, HEAD, OPTIONS, POST" */
 } router_match;
 
 enum router_result {
-    ROUTER_FOUND = 0,          /* data/params filled */
-    ROUTER_NOT_FOUND = 1,      /* no route for this path: 404 */
-    ROUTER_NOT_ALLOWED = 2,    /* path exists, not with this method: 405 + allow */
-    ROUTER_OPTIONS = 3,        /* OPTIONS on a path with no OPTIONS route: 204 + allow */
+    ROUTER_FOUND = 0,       /* data/params filled */
+    ROUTER_NOT_FOUND = 1,   /* no route for this path: 404 */
+    ROUTER_NOT_ALLOWED = 2, /* path exists, not with this method: 405 + allow */
+    ROUTER_OPTIONS = 3,     /* OPTIONS on a path with no OPTIONS route: 204 + allow */
 };
 
 /** A new empty router, or NULL on OOM. */

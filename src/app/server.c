@@ -44,11 +44,11 @@
 
 #include "app/internal.h"
 
-#define CONN_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+#define CONN_EVENTS     (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 #define FLUSH_THRESHOLD (64 * 1024) /* flush mid-batch past this much output */
-#define FREE_BUFS_MAX 1024
-#define LINGER_MS 500
-#define LINGER_BYTES (256 * 1024)
+#define FREE_BUFS_MAX   1024
+#define LINGER_MS       500
+#define LINGER_BYTES    (256 * 1024)
 
 static void conn_io_cb(loop_io *io, uint32_t events);
 static void conn_timer_cb(tern_timer *t);
@@ -755,8 +755,8 @@ static void shutdown_timer_cb(tern_timer *t)
         return;
     if (loop_now(w->loop) >= w->shutdown_deadline + 1000) {
         /* Handlers ignored cancellation: give up on them. */
-        tern_log(TERN_LOG_WARN, "worker %u: %u connection(s) still busy at shutdown",
-                 w->index, w->nconns);
+        tern_log(TERN_LOG_WARN, "worker %u: %u connection(s) still busy at shutdown", w->index,
+                 w->nconns);
         w->done = 1;
         return;
     }
@@ -896,8 +896,8 @@ static int open_listener(const char *host, int port, int *bound_port)
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         a->sin_family = AF_INET;
         a->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
-                      &a->sin_addr) != 1)
+        const char *ip = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+        if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
             return TERN_EINVAL;
         len = sizeof *a;
     }

@@ -75,7 +75,7 @@ static tern_str trim(const char *p, const char *e)
         p++;
     while (e > p && is_ws(e[-1]))
         e--;
-    return (tern_str){p, (size_t)(e - p)};
+    return (tern_str){ p, (size_t)(e - p) };
 }
 
 /*
@@ -110,7 +110,7 @@ static const char *pair_end(const char *p, const char *end)
 /* An arena copy of s, NUL-terminated, at buf + *o. */
 static tern_str copy_to(char *buf, size_t *o, tern_str s)
 {
-    tern_str r = {buf + *o, s.n};
+    tern_str r = { buf + *o, s.n };
 
     if (s.n > 0)
         memcpy(buf + *o, s.p, s.n);

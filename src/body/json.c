@@ -418,13 +418,13 @@ int tern_json_check(tern_str text, unsigned max_depth, tern_json_error *err)
 {
     const uint8_t *s = (const uint8_t *)text.p;
     size_t n = text.n, i = 0, at = 0;
-    uint64_t objects[JSON_DEPTH_CAP / 64] = {0}; /* bit d: level d+1 is an object */
+    uint64_t objects[JSON_DEPTH_CAP / 64] = { 0 }; /* bit d: level d+1 is an object */
     unsigned depth = 0;
     const char *reason = R_JSON_VALUE, *value_reason = R_JSON_VALUE, *key_reason = R_KEY;
 
     if (max_depth > JSON_DEPTH_CAP) {
         if (err != NULL)
-            *err = (tern_json_error){0, 0, 0, R_DEPTH_ARG};
+            *err = (tern_json_error){ 0, 0, 0, R_DEPTH_ARG };
         return TERN_EINVAL;
     }
     if (s == NULL)

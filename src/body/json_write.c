@@ -36,16 +36,11 @@ int tern_jw_json(tern_jw *w, const json_t *v)
         return tern_jw_arr_end(w);
     case JSON_STRING:
         return tern_jw_str(w, (tern_str){ json_string_value(v), json_string_length(v) });
-    case JSON_INTEGER:
-        return tern_jw_int(w, (int64_t)json_integer_value(v));
-    case JSON_REAL:
-        return tern_jw_double(w, json_real_value(v));
-    case JSON_TRUE:
-        return tern_jw_bool(w, 1);
-    case JSON_FALSE:
-        return tern_jw_bool(w, 0);
-    case JSON_NULL:
-        return tern_jw_null(w);
+    case JSON_INTEGER: return tern_jw_int(w, (int64_t)json_integer_value(v));
+    case JSON_REAL: return tern_jw_double(w, json_real_value(v));
+    case JSON_TRUE: return tern_jw_bool(w, 1);
+    case JSON_FALSE: return tern_jw_bool(w, 0);
+    case JSON_NULL: return tern_jw_null(w);
     }
     return tern_jw_null(w);
 }

@@ -90,12 +90,12 @@ static int parse_media_type(const char *s, size_t n, tern_media_type *out)
     len = token_len(s, i, n);
     if (len == 0 || len == n || s[len] != '/')
         return TERN_EINVAL;
-    out->type = (tern_str){s, len};
+    out->type = (tern_str){ s, len };
     i = len + 1;
     len = token_len(s, i, n);
     if (len == 0)
         return TERN_EINVAL;
-    out->subtype = (tern_str){s + i, len};
+    out->subtype = (tern_str){ s + i, len };
     i += len;
 
     while (i < n) {
@@ -112,7 +112,7 @@ static int parse_media_type(const char *s, size_t n, tern_media_type *out)
         if (out->nparams == TERN_MEDIA_MAX_PARAMS)
             return TERN_EINVAL;
         p = &out->params[out->nparams];
-        p->name = (tern_str){s + i, len};
+        p->name = (tern_str){ s + i, len };
         i += len + 1;
         if (i < n && s[i] == '"') {
             size_t start = ++i;
@@ -132,13 +132,13 @@ static int parse_media_type(const char *s, size_t n, tern_media_type *out)
                     return TERN_EINVAL; /* a control character or DEL */
                 }
             }
-            p->value = (tern_str){s + start, i - start};
+            p->value = (tern_str){ s + start, i - start };
             i++; /* the closing quote */
         } else {
             len = token_len(s, i, n);
             if (len == 0)
                 return TERN_EINVAL; /* empty value or space after '=' */
-            p->value = (tern_str){s + i, len};
+            p->value = (tern_str){ s + i, len };
             i += len;
         }
         for (unsigned k = 0; k < out->nparams; k++)
@@ -188,7 +188,7 @@ int tern_media_type_is(const tern_media_type *mt, const char *pattern)
     slash = strchr(pattern, '/');
     if (slash == NULL)
         return 0;
-    ptype = (tern_str){pattern, (size_t)(slash - pattern)};
+    ptype = (tern_str){ pattern, (size_t)(slash - pattern) };
     psub = tern_str_c(slash + 1);
 
     if (!(ptype.n == 1 && ptype.p[0] == '*') && !tern_str_ieq(mt->type, ptype))
@@ -196,11 +196,12 @@ int tern_media_type_is(const tern_media_type *mt, const char *pattern)
     if (psub.n == 1 && psub.p[0] == '*')
         return 1;
     if (psub.n >= 2 && psub.p[0] == '*' && psub.p[1] == '+') {
-        tern_str suffix = {psub.p + 1, psub.n - 1}; /* "+json" */
+        tern_str suffix = { psub.p + 1, psub.n - 1 }; /* "+json" */
 
         if (mt->subtype.n <= suffix.n)
             return 0;
-        return tern_str_ieq((tern_str){mt->subtype.p + mt->subtype.n - suffix.n, suffix.n}, suffix);
+        return tern_str_ieq((tern_str){ mt->subtype.p + mt->subtype.n - suffix.n, suffix.n },
+                            suffix);
     }
     return tern_str_ieq(mt->subtype, psub);
 }

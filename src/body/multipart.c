@@ -71,7 +71,7 @@ static int hexval(unsigned char c)
 /* Case-insensitive comparison of s[0..n) with a lowercase literal. */
 static int ieq(const char *s, size_t n, const char *lit)
 {
-    return tern_str_ieq((tern_str){s, n}, tern_str_c(lit));
+    return tern_str_ieq((tern_str){ s, n }, tern_str_c(lit));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -383,7 +383,7 @@ static int parse_disposition(mp_parser *p, char *v, size_t n, mp_part_head *h)
     else if (has_fname)
         h->filename = fname;
     else if (has_fext)
-        h->filename = (tern_str){v, 0}; /* filename* in another charset only */
+        h->filename = (tern_str){ v, 0 }; /* filename* in another charset only */
     return 0;
 }
 
@@ -739,7 +739,7 @@ static int on_part_begin(void *ctx, const mp_part_head *h)
         char safe[MP_FILENAME_MAX + 1];
         size_t k = tern__sanitize_filename(h->filename, safe);
 
-        rc = dup_str(c, (tern_str){safe, k}, &pt->filename);
+        rc = dup_str(c, (tern_str){ safe, k }, &pt->filename);
     }
     if (rc == 0) {
         if (h->content_type.p != NULL)
@@ -854,10 +854,10 @@ static int on_part_end(void *ctx)
         pt->data = TERN_STR("");
         return 0;
     }
-    return dup_str(c, (tern_str){c->mem.p, c->mem.len}, &pt->data);
+    return dup_str(c, (tern_str){ c->mem.p, c->mem.len }, &pt->data);
 }
 
-static const mp_callbacks collector_cb = {on_part_begin, on_data, on_part_end};
+static const mp_callbacks collector_cb = { on_part_begin, on_data, on_part_end };
 
 void tern__multipart_release(tern_part *parts, unsigned n)
 {

@@ -7,8 +7,7 @@ const char *tern_strerror(int err)
 {
     switch (err) {
 #define TERN_ERRNO_CASE(name, val, msg)                                                            \
-    case (val):                                                                                    \
-        return msg;
+    case (val): return msg;
         TERN_ERRNO_MAP(TERN_ERRNO_CASE)
 #undef TERN_ERRNO_CASE
     }

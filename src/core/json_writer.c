@@ -86,10 +86,22 @@ static int close_container(tern_jw *w, char c, int is_obj)
     return put(w, &c, 1);
 }
 
-int tern_jw_obj_begin(tern_jw *w) { return open_container(w, '{', 1); }
-int tern_jw_obj_end(tern_jw *w) { return close_container(w, '}', 1); }
-int tern_jw_arr_begin(tern_jw *w) { return open_container(w, '[', 0); }
-int tern_jw_arr_end(tern_jw *w) { return close_container(w, ']', 0); }
+int tern_jw_obj_begin(tern_jw *w)
+{
+    return open_container(w, '{', 1);
+}
+int tern_jw_obj_end(tern_jw *w)
+{
+    return close_container(w, '}', 1);
+}
+int tern_jw_arr_begin(tern_jw *w)
+{
+    return open_container(w, '[', 0);
+}
+int tern_jw_arr_end(tern_jw *w)
+{
+    return close_container(w, ']', 0);
+}
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
 static size_t utf8_len(const unsigned char *s, size_t n)
@@ -142,7 +154,8 @@ int tern_json_escape(tern_buf *out, tern_str s)
             if (l == 0)
                 return TERN_EINVAL;
             /* U+2028 / U+2029: E2 80 A8 / E2 80 A9 */
-            if (!(l == 3 && c == 0xE2 && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9))) {
+            if (!(l == 3 && c == 0xE2 && p[i + 1] == 0x80 &&
+                  (p[i + 2] == 0xA8 || p[i + 2] == 0xA9))) {
                 i += l;
                 continue;
             }

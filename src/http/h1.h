@@ -36,13 +36,13 @@ enum {
 };
 
 typedef struct h1_request {
-    tern_str method;   /* token, case-sensitive */
-    tern_str target;   /* request-target as sent */
-    tern_str path;     /* origin-form path (from absolute-form: the path part, "/" if empty) */
-    tern_str query;    /* after '?', without it; empty if none */
-    tern_str host;     /* Host header value (or authority of absolute-form) */
-    unsigned minor;    /* HTTP/1.<minor>: 0 or 1 */
-    unsigned flags;    /* H1_* */
+    tern_str method; /* token, case-sensitive */
+    tern_str target; /* request-target as sent */
+    tern_str path;   /* origin-form path (from absolute-form: the path part, "/" if empty) */
+    tern_str query;  /* after '?', without it; empty if none */
+    tern_str host;   /* Host header value (or authority of absolute-form) */
+    unsigned minor;  /* HTTP/1.<minor>: 0 or 1 */
+    unsigned flags;  /* H1_* */
     uint64_t content_length; /* valid when H1_HAS_CL */
     unsigned nheaders;
     h1_header *headers; /* caller-provided array of limits->max_headers entries */
@@ -73,15 +73,15 @@ int h1_parse_request(h1_request *r, const char *buf, size_t len, const h1_limits
 
 /* Chunked transfer coding decoder (RFC 9112 section 7.1). */
 typedef struct h1_chunked {
-    int state;          /* internal */
-    uint64_t remaining; /* bytes left in the current chunk */
-    size_t line_len;    /* bytes of the current size/ext/trailer line so far */
+    int state;            /* internal */
+    uint64_t remaining;   /* bytes left in the current chunk */
+    size_t line_len;      /* bytes of the current size/ext/trailer line so far */
     size_t trailer_bytes; /* total trailer bytes so far */
     unsigned size_digits;
 } h1_chunked;
 
-#define H1_CHUNK_LINE_MAX 4096    /* chunk-size line incl. extensions -> 400 */
-#define H1_TRAILER_MAX 16384      /* all trailer field lines -> 431 */
+#define H1_CHUNK_LINE_MAX 4096  /* chunk-size line incl. extensions -> 400 */
+#define H1_TRAILER_MAX    16384 /* all trailer field lines -> 431 */
 
 /** Initializes the decoder for a new body. */
 void h1_chunked_init(h1_chunked *d);

@@ -85,15 +85,15 @@
 enum { CORO_NEW, CORO_RUNNING, CORO_SUSPENDED, CORO_DONE };
 
 struct coro {
-    void *sp;              /* saved stack pointer while not running (asm) */
-    void *caller_sp;       /* the scheduler's saved stack pointer (asm) */
+    void *sp;        /* saved stack pointer while not running (asm) */
+    void *caller_sp; /* the scheduler's saved stack pointer (asm) */
     coro_fn fn;
     void *arg;
     void *data;
     coro_pool *pool;
-    coro *next_idle;       /* link in pool->idle */
-    unsigned char *lo;     /* lowest usable stack byte (just above the guard) */
-    size_t stack_size;     /* usable bytes, lo .. (char *)this */
+    coro *next_idle;   /* link in pool->idle */
+    unsigned char *lo; /* lowest usable stack byte (just above the guard) */
+    size_t stack_size; /* usable bytes, lo .. (char *)this */
     int state;
 #ifdef TERN_VALGRIND
     unsigned vg_id;
@@ -110,10 +110,10 @@ struct coro {
 
 struct coro_pool {
     size_t page;
-    size_t map_size;   /* whole mapping: guard + stack + struct */
+    size_t map_size; /* whole mapping: guard + stack + struct */
     unsigned max_idle;
     unsigned n_idle;
-    size_t mapped;     /* live + idle */
+    size_t mapped; /* live + idle */
     coro *idle;
 };
 
@@ -150,24 +150,24 @@ static void coro_prepare(coro *c)
     /* top is 16-byte aligned; see coro_switch_x86_64.S for the frame. */
     uint64_t *top = (uint64_t *)((uintptr_t)c & ~(uintptr_t)15);
     uint64_t *f = top - 9;
-    f[0] = 0x1f80u | ((uint64_t)0x037fu << 32); /* MXCSR (low), x87 CW (high) */
-    f[1] = 0;                                    /* r15 */
-    f[2] = 0;                                    /* r14 */
-    f[3] = 0;                                    /* r13 */
-    f[4] = (uint64_t)(uintptr_t)coro_entry;      /* r12: the C entry */
-    f[5] = (uint64_t)(uintptr_t)c;               /* rbx: its argument */
-    f[6] = 0;                                    /* rbp: ends the frame chain */
+    f[0] = 0x1f80u | ((uint64_t)0x037fu << 32);   /* MXCSR (low), x87 CW (high) */
+    f[1] = 0;                                     /* r15 */
+    f[2] = 0;                                     /* r14 */
+    f[3] = 0;                                     /* r13 */
+    f[4] = (uint64_t)(uintptr_t)coro_entry;       /* r12: the C entry */
+    f[5] = (uint64_t)(uintptr_t)c;                /* rbx: its argument */
+    f[6] = 0;                                     /* rbp: ends the frame chain */
     f[7] = (uint64_t)(uintptr_t)tern__coro_start; /* return address */
-    f[8] = 0;                                    /* fake return of start */
+    f[8] = 0;                                     /* fake return of start */
     c->sp = f;
 #elif defined(CORO_ASM) && defined(__aarch64__)
     /* 160-byte frame; see coro_switch_aarch64.S for the offsets. */
     uint64_t *top = (uint64_t *)((uintptr_t)c & ~(uintptr_t)15);
     uint64_t *f = top - 20;
     memset(f, 0, 20 * sizeof *f);
-    f[0] = (uint64_t)(uintptr_t)c;                /* x19: the argument */
-    f[1] = (uint64_t)(uintptr_t)coro_entry;       /* x20: the C entry */
-    f[10] = 0;                                    /* x29: ends the frame chain */
+    f[0] = (uint64_t)(uintptr_t)c;                 /* x19: the argument */
+    f[1] = (uint64_t)(uintptr_t)coro_entry;        /* x20: the C entry */
+    f[10] = 0;                                     /* x29: ends the frame chain */
     f[11] = (uint64_t)(uintptr_t)tern__coro_start; /* x30: where ret goes */
     c->sp = f;
 #elif defined(CORO_UCTX)

@@ -25,7 +25,7 @@
 
 typedef struct waiter waiter;
 struct waiter {
-    loop_io io;        /* must be first: epoll data points here */
+    loop_io io; /* must be first: epoll data points here */
     tern_timer timer;
     coro *co;
     tern_loop *loop;
@@ -36,27 +36,42 @@ struct waiter {
 
 struct tern_loop {
     int epfd;
-    loop_io wake_io;    /* eventfd */
+    loop_io wake_io; /* eventfd */
     timer_heap timers;
     int64_t now;
     coro_pool *coros;
     loop_coro_done on_done;
     void (*wake_cb)(void *);
     void *wake_arg;
-    waiter *parked;     /* doubly linked list of parked waiters */
+    waiter *parked; /* doubly linked list of parked waiters */
     unsigned nparked;
     int canceled;
-    pthread_mutex_t done_mu;  /* guards done_jobs (offload threads push) */
+    pthread_mutex_t done_mu; /* guards done_jobs (offload threads push) */
     offload_job *done_jobs;
 };
 
 static _Thread_local tern_loop *t_loop;
 
-tern_loop *loop_current(void) { return t_loop; }
-void loop_set_current(tern_loop *l) { t_loop = l; }
-timer_heap *loop_timers(tern_loop *l) { return &l->timers; }
-int64_t loop_now(const tern_loop *l) { return l->now; }
-unsigned loop_parked(const tern_loop *l) { return l->nparked; }
+tern_loop *loop_current(void)
+{
+    return t_loop;
+}
+void loop_set_current(tern_loop *l)
+{
+    t_loop = l;
+}
+timer_heap *loop_timers(tern_loop *l)
+{
+    return &l->timers;
+}
+int64_t loop_now(const tern_loop *l)
+{
+    return l->now;
+}
+unsigned loop_parked(const tern_loop *l)
+{
+    return l->nparked;
+}
 
 int64_t loop_update_time(tern_loop *l)
 {
@@ -294,7 +309,9 @@ int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms)
         if (events & TERN_WRITE)
             p.events |= POLLOUT;
         do
-            rc = poll(&p, 1, timeout_ms < 0 ? -1 : (int)(timeout_ms > 0x7fffffff ? 0x7fffffff : timeout_ms));
+            rc = poll(&p, 1,
+                      timeout_ms < 0 ? -1
+                                     : (int)(timeout_ms > 0x7fffffff ? 0x7fffffff : timeout_ms));
         while (rc < 0 && errno == EINTR);
         if (rc < 0)
             return TERN_ESYS;
@@ -319,8 +336,7 @@ int tern_wait_fd(int fd, unsigned events, int64_t timeout_ms)
     timer_init(&w.timer, waiter_timer_cb);
     if (loop_add(l, &w.io, ev | EPOLLONESHOT) != 0)
         return TERN_ESYS;
-    if (timeout_ms >= 0 &&
-        timer_arm(&l->timers, &w.timer, loop_update_time(l) + timeout_ms) != 0) {
+    if (timeout_ms >= 0 && timer_arm(&l->timers, &w.timer, loop_update_time(l) + timeout_ms) != 0) {
         loop_del(l, &w.io);
         return TERN_ENOMEM;
     }

@@ -21,8 +21,14 @@ struct offload_pool {
 
 static offload_pool *_Atomic g_default;
 
-void offload_set_default(offload_pool *p) { g_default = p; }
-offload_pool *offload_default(void) { return g_default; }
+void offload_set_default(offload_pool *p)
+{
+    g_default = p;
+}
+offload_pool *offload_default(void)
+{
+    return g_default;
+}
 
 static void *offload_main(void *arg)
 {

@@ -36,7 +36,10 @@ int timer_arm(timer_heap *h, tern_timer *t, int64_t deadline);
 /* Disarms t if armed (no-op otherwise). */
 void timer_disarm(timer_heap *h, tern_timer *t);
 /* 1 if t is armed. */
-static inline int timer_armed(const tern_timer *t) { return t->idx != 0; }
+static inline int timer_armed(const tern_timer *t)
+{
+    return t->idx != 0;
+}
 /* Earliest deadline, or INT64_MAX when empty. */
 int64_t timer_next_deadline(const timer_heap *h);
 /*

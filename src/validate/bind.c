@@ -72,10 +72,8 @@ static int bind_one(json_t *v, tern_type t, void *dst)
         if (!json_is_object(v))
             return TERN_EINVAL;
         break;
-    case TERN_ANY:
-        break;
-    default: /* TERN_NULL has no C representation */
-        return TERN_EINVAL;
+    case TERN_ANY: break;
+    default: /* TERN_NULL has no C representation */ return TERN_EINVAL;
     }
     memcpy(dst, &v, sizeof v);
     return 0;

@@ -112,11 +112,11 @@ enum { N_EMPTY, N_CHAR, N_ANY, N_CLASS, N_BOL, N_EOL, N_CAT, N_ALT, N_REP };
 typedef struct node node;
 struct node {
     int kind;
-    uint32_t c;        /* N_CHAR */
+    uint32_t c;         /* N_CHAR */
     uint32_t cls, ncls; /* N_CLASS: first pair and number of pairs in ranges */
-    int min, max;      /* N_REP; max -1 = unbounded */
-    node *kids;        /* N_CAT, N_ALT: first child; N_REP: the operand */
-    node *next;        /* sibling in a CAT or ALT list */
+    int min, max;       /* N_REP; max -1 = unbounded */
+    node *kids;         /* N_CAT, N_ALT: first child; N_REP: the operand */
+    node *next;         /* sibling in a CAT or ALT list */
 };
 
 typedef struct parser {
@@ -245,8 +245,8 @@ static int add_class_escape(parser *p, char e)
     static const uint32_t digit[] = { '0', '9' };
     static const uint32_t word[] = { '0', '9', 'A', 'Z', '_', '_', 'a', 'z' };
     /* ECMA-262 WhiteSpace and LineTerminator. */
-    static const uint32_t space[] = { 0x09, 0x0D, 0x20, 0x20, 0xA0, 0xA0, 0x1680, 0x1680,
-                                      0x2000, 0x200A, 0x2028, 0x2029, 0x202F, 0x202F,
+    static const uint32_t space[] = { 0x09,   0x0D,   0x20,   0x20,   0xA0,   0xA0,   0x1680,
+                                      0x1680, 0x2000, 0x200A, 0x2028, 0x2029, 0x202F, 0x202F,
                                       0x205F, 0x205F, 0x3000, 0x3000, 0xFEFF, 0xFEFF };
     const uint32_t *set;
     size_t n, i;
@@ -254,8 +254,10 @@ static int add_class_escape(parser *p, char e)
     int neg = e == 'D' || e == 'W' || e == 'S';
 
     switch (e) {
-    case 'd': case 'D': set = digit, n = 1; break;
-    case 'w': case 'W': set = word, n = 4; break;
+    case 'd':
+    case 'D': set = digit, n = 1; break;
+    case 'w':
+    case 'W': set = word, n = 4; break;
     default: set = space, n = 10; break;
     }
     for (i = 0; i < n; i++) {
@@ -319,9 +321,12 @@ static int parse_escape(parser *p, int in_class, uint32_t *c)
     }
     e = p->pat[p->pos++];
     switch (e) {
-    case 'd': case 'D': case 'w': case 'W': case 's': case 'S':
-        *c = (uint32_t)e;
-        return 2;
+    case 'd':
+    case 'D':
+    case 'w':
+    case 'W':
+    case 's':
+    case 'S': *c = (uint32_t)e; return 2;
     case 'n': *c = '\n'; return 1;
     case 'r': *c = '\r'; return 1;
     case 't': *c = '\t'; return 1;
@@ -334,8 +339,7 @@ static int parse_escape(parser *p, int in_class, uint32_t *c)
         }
         *c = 0;
         return 1;
-    case 'x':
-        return read_hex(p, 2, c) == 0 ? 1 : -1;
+    case 'x': return read_hex(p, 2, c) == 0 ? 1 : -1;
     case 'u':
         if (p->pos < p->len && p->pat[p->pos] == '{') {
             uint32_t v = 0;
@@ -362,19 +366,16 @@ static int parse_escape(parser *p, int in_class, uint32_t *c)
         }
         fail(p, "word boundaries (\\b, \\B) are not supported");
         return -1;
-    case 'B':
-        fail(p, "word boundaries (\\b, \\B) are not supported");
-        return -1;
-    default:
-        break;
+    case 'B': fail(p, "word boundaries (\\b, \\B) are not supported"); return -1;
+    default: break;
     }
     if (e >= '1' && e <= '9') {
         fail(p, "backreferences are not supported");
         return -1;
     }
     /* Any other escaped ASCII punctuation stands for itself: \. \- \\ \/ \$. */
-    if ((unsigned char)e < 0x80 && e > 0x20 && !(e >= '0' && e <= '9') &&
-        !(e >= 'a' && e <= 'z') && !(e >= 'A' && e <= 'Z')) {
+    if ((unsigned char)e < 0x80 && e > 0x20 && !(e >= '0' && e <= '9') && !(e >= 'a' && e <= 'z') &&
+        !(e >= 'A' && e <= 'Z')) {
         *c = (uint32_t)(unsigned char)e;
         return 1;
     }
@@ -506,18 +507,10 @@ static node *parse_atom(parser *p)
             return fail(p, "missing ')'");
         p->pos++;
         return nd;
-    case '[':
-        p->pos++;
-        return parse_class(p);
-    case '.':
-        p->pos++;
-        return mk(p, N_ANY);
-    case '^':
-        p->pos++;
-        return mk(p, N_BOL);
-    case '$':
-        p->pos++;
-        return mk(p, N_EOL);
+    case '[': p->pos++; return parse_class(p);
+    case '.': p->pos++; return mk(p, N_ANY);
+    case '^': p->pos++; return mk(p, N_BOL);
+    case '$': p->pos++; return mk(p, N_EOL);
     case '\\':
         p->pos++;
         k = parse_escape(p, 0, &c);
@@ -526,16 +519,13 @@ static node *parse_atom(parser *p)
         if (k == 2)
             return escape_class(p, (char)c);
         break;
-    case ')':
-        return fail(p, "unmatched ')'");
+    case ')': return fail(p, "unmatched ')'");
     case ']':
     case '{':
-    case '}':
-        return fail(p, "unescaped bracket or brace (write \\] \\{ \\})");
+    case '}': return fail(p, "unescaped bracket or brace (write \\] \\{ \\})");
     case '*':
     case '+':
-    case '?':
-        return fail(p, "nothing to repeat");
+    case '?': return fail(p, "nothing to repeat");
     default:
         if (next_cp(p, &c) != 0)
             return NULL;
@@ -579,9 +569,18 @@ static node *parse_rep(parser *p)
     if (p->pos >= p->len)
         return atom;
     switch (p->pat[p->pos]) {
-    case '*': min = 0, max = -1; p->pos++; break;
-    case '+': min = 1, max = -1; p->pos++; break;
-    case '?': min = 0, max = 1; p->pos++; break;
+    case '*':
+        min = 0, max = -1;
+        p->pos++;
+        break;
+    case '+':
+        min = 1, max = -1;
+        p->pos++;
+        break;
+    case '?':
+        min = 0, max = 1;
+        p->pos++;
+        break;
     case '{':
         p->pos++;
         if (read_count(p, &min) != 0)
@@ -600,8 +599,7 @@ static node *parse_rep(parser *p)
         if (max >= 0 && max < min)
             return fail(p, "quantifier {m,n} with m > n");
         break;
-    default:
-        return atom;
+    default: return atom;
     }
     if (atom->kind == N_BOL || atom->kind == N_EOL)
         return fail(p, "nothing to repeat");
@@ -682,8 +680,7 @@ static size_t node_size(const node *nd)
     const node *c;
 
     switch (nd->kind) {
-    case N_EMPTY:
-        return 0;
+    case N_EMPTY: return 0;
     case N_CAT:
         for (c = nd->kids; c != NULL; c = c->next)
             s = sat_add(s, node_size(c));
@@ -702,8 +699,7 @@ static size_t node_size(const node *nd)
         }
         return sat_add(sat_mul(e, (size_t)nd->min),
                        sat_mul(sat_add(e, 1), (size_t)(nd->max - nd->min)));
-    default:
-        return 1;
+    default: return 1;
     }
 }
 
@@ -727,23 +723,12 @@ static void emit(emitter *em, const node *nd)
     int i;
 
     switch (nd->kind) {
-    case N_EMPTY:
-        break;
-    case N_CHAR:
-        put(em, OP_CHAR, nd->c, 0);
-        break;
-    case N_ANY:
-        put(em, OP_ANY, 0, 0);
-        break;
-    case N_CLASS:
-        put(em, OP_CLASS, nd->cls, nd->ncls);
-        break;
-    case N_BOL:
-        put(em, OP_BOL, 0, 0);
-        break;
-    case N_EOL:
-        put(em, OP_EOL, 0, 0);
-        break;
+    case N_EMPTY: break;
+    case N_CHAR: put(em, OP_CHAR, nd->c, 0); break;
+    case N_ANY: put(em, OP_ANY, 0, 0); break;
+    case N_CLASS: put(em, OP_CLASS, nd->cls, nd->ncls); break;
+    case N_BOL: put(em, OP_BOL, 0, 0); break;
+    case N_EOL: put(em, OP_EOL, 0, 0); break;
     case N_CAT:
         for (c = nd->kids; c != NULL; c = c->next)
             emit(em, c);
@@ -809,8 +794,7 @@ static int starts_anchored(const node *nd)
     const node *c;
 
     switch (nd->kind) {
-    case N_BOL:
-        return 1;
+    case N_BOL: return 1;
     case N_CAT:
         for (c = nd->kids; c != NULL; c = c->next) {
             if (starts_anchored(c))
@@ -825,10 +809,8 @@ static int starts_anchored(const node *nd)
                 return 0;
         }
         return 1;
-    case N_REP:
-        return nd->min > 0 && starts_anchored(nd->kids);
-    default:
-        return 0;
+    case N_REP: return nd->min > 0 && starts_anchored(nd->kids);
+    default: return 0;
     }
 }
 
@@ -861,8 +843,10 @@ int tern_rx_compile(const char *pattern, tern_rx **out, char *err, size_t errlen
     size = sat_add(node_size(root), 1);
     if (size > TERN_RX_MAX_INSTS) {
         if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "pattern too large (more than %d instructions once "
-                     "repetitions are expanded)", TERN_RX_MAX_INSTS);
+            snprintf(err, errlen,
+                     "pattern too large (more than %d instructions once "
+                     "repetitions are expanded)",
+                     TERN_RX_MAX_INSTS);
         goto done;
     }
     rc = TERN_ENOMEM;
@@ -974,11 +958,8 @@ static int add_thread(rx_sim *sim, uint16_t *list, uint32_t *cnt, uint32_t gen, 
         pc = sim->stack[--sp];
         in = &code[pc];
         switch (in->op) {
-        case OP_MATCH:
-            return 1;
-        case OP_JMP:
-            PUSH(in->x);
-            break;
+        case OP_MATCH: return 1;
+        case OP_JMP: PUSH(in->x); break;
         case OP_SPLIT:
             PUSH(in->y);
             PUSH(in->x);
@@ -991,9 +972,7 @@ static int add_thread(rx_sim *sim, uint16_t *list, uint32_t *cnt, uint32_t gen, 
             if (atend)
                 PUSH(pc + 1);
             break;
-        default:
-            list[(*cnt)++] = (uint16_t)pc;
-            break;
+        default: list[(*cnt)++] = (uint16_t)pc; break;
         }
     }
 #undef PUSH
@@ -1030,18 +1009,11 @@ static int run(rx_sim *sim, const unsigned char *s, size_t n)
             int ok;
 
             switch (in->op) {
-            case OP_CHAR:
-                ok = c == in->x;
-                break;
-            case OP_ANY:
-                ok = c != '\n' && c != '\r' && c != 0x2028 && c != 0x2029;
-                break;
-            default: /* OP_CLASS */
-                ok = in_class(rx, in->x, in->y, c);
-                break;
+            case OP_CHAR: ok = c == in->x; break;
+            case OP_ANY: ok = c != '\n' && c != '\r' && c != 0x2028 && c != 0x2029; break;
+            default: /* OP_CLASS */ ok = in_class(rx, in->x, in->y, c); break;
             }
-            if (ok && add_thread(sim, sim->nlist, &sim->nn, gen, sim->clist[k] + 1u, 0,
-                                 i + l == n))
+            if (ok && add_thread(sim, sim->nlist, &sim->nn, gen, sim->clist[k] + 1u, 0, i + l == n))
                 return 1;
         }
         tmp = sim->clist;

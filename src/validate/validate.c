@@ -219,13 +219,18 @@ static void fmt_num(double v, char *buf, size_t n)
 static const char *type_message(tern_type t, int nullable)
 {
     static const char *const plain[] = {
-        "must be a value", "must be a string", "must be an integer", "must be a number",
-        "must be a boolean", "must be an array", "must be an object", "must be null",
+        "must be a value",   "must be a string", "must be an integer", "must be a number",
+        "must be a boolean", "must be an array", "must be an object",  "must be null",
     };
     static const char *const or_null[] = {
-        "must be a value", "must be a string or null", "must be an integer or null",
-        "must be a number or null", "must be a boolean or null", "must be an array or null",
-        "must be an object or null", "must be null",
+        "must be a value",
+        "must be a string or null",
+        "must be an integer or null",
+        "must be a number or null",
+        "must be a boolean or null",
+        "must be an array or null",
+        "must be an object or null",
+        "must be null",
     };
 
     if ((unsigned)t > TERN_NULL)
@@ -365,9 +370,9 @@ static void check_bounds(vctx *c, const tern_schema *s, const seg *sg, int is_in
 
         if (cmp > 0 || (cmp == 0 && s->maximum.exclusive)) {
             fmt_num(s->maximum.value, num, sizeof num);
-            fail(c, s, sg, "maximum",
-                 msgf(c, s->maximum.exclusive ? "must be less than %s" : "must be at most %s",
-                      num));
+            fail(
+                c, s, sg, "maximum",
+                msgf(c, s->maximum.exclusive ? "must be less than %s" : "must be at most %s", num));
         }
     }
 }
@@ -465,10 +470,8 @@ static uint64_t hash_json(json_t *v)
         for (i = 0; i < json_array_size(v); i++)
             h = mix(h * 31 + hash_json(json_array_get(v, i)));
         return mix(h ^ 2);
-    case JSON_STRING:
-        return mix(hash_bytes(json_string_value(v), json_string_length(v)) ^ 3);
-    case JSON_INTEGER:
-        return mix((uint64_t)json_integer_value(v) ^ 4);
+    case JSON_STRING: return mix(hash_bytes(json_string_value(v), json_string_length(v)) ^ 3);
+    case JSON_INTEGER: return mix((uint64_t)json_integer_value(v) ^ 4);
     case JSON_REAL: {
         double d = json_real_value(v);
         uint64_t bits;
@@ -478,12 +481,9 @@ static uint64_t hash_json(json_t *v)
         memcpy(&bits, &d, sizeof bits);
         return mix(bits ^ 5);
     }
-    case JSON_TRUE:
-        return 6;
-    case JSON_FALSE:
-        return 7;
-    default:
-        return 8;
+    case JSON_TRUE: return 6;
+    case JSON_FALSE: return 7;
+    default: return 8;
     }
 }
 
@@ -738,8 +738,7 @@ static void check_value(vctx *c, const tern_schema *s, json_t *v, const seg *sg,
             break;
         check_object(c, s, v, sg);
         return;
-    default: /* TERN_NULL (null returned above) or an invalid type */
-        break;
+    default: /* TERN_NULL (null returned above) or an invalid type */ break;
     }
     fail_type(c, s, sg);
 }
@@ -990,8 +989,7 @@ static void unknown_field(vctx *c, const tern_form *f, unsigned i)
 /* Per-property state when validating a form. */
 #define ST_SEEN 1
 
-int tern_validate_form(const tern_schema *s, const tern_form *form, json_t **out,
-                       tern_errors *errs)
+int tern_validate_form(const tern_schema *s, const tern_form *form, json_t **out, tern_errors *errs)
 {
     vctx c = { errs, 0 };
     unsigned before = errs->n;
