@@ -70,7 +70,7 @@ static const tern_prop address_props[] = {
     { "city", &city_s, 1 },
     { "postal_code", &postal_code_s, 1 },
     { "country", &country_s, 1 },
-    { NULL },
+    { 0 },
 };
 static const tern_schema address_s = { .type = TERN_OBJECT, .properties = address_props };
 static const tern_schema bio_s = { .type = TERN_STRING, .max_length = 1000 };
@@ -85,7 +85,7 @@ static const tern_prop validate_props[] = {
     { "tags", &tags_s, 1 },
     { "address", &address_s, 1 },
     { "bio", &bio_s, 0 },
-    { NULL },
+    { 0 },
 };
 static const tern_schema validate_s = { .type = TERN_OBJECT, .properties = validate_props };
 
