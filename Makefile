@@ -16,8 +16,8 @@ ASAN := build/asan
 FUZZ := build/fuzz
 
 # Debian packages each command needs (see README's dependency table).
-DEPS_BUILD := gcc meson ninja-build pkg-config libjansson-dev
-DEPS_TEST := libcriterion-dev
+DEPS_BUILD := gcc meson ninja-build pkg-config libjansson-dev libsqlite3-dev libpq-dev
+DEPS_TEST := libcriterion-dev postgresql
 DEPS_FUZZ := clang libclang-rt-14-dev
 
 .PHONY: all build run test fuzz bench deps-build deps-test deps-fuzz format clean

@@ -15,6 +15,7 @@
 
 #include "tern/body.h"
 #include "tern/core.h"
+#include "tern/db.h"
 #include "tern/http.h"
 #include "tern/json.h"
 #include "tern/loop.h"

@@ -54,7 +54,12 @@ extern "C" {
     X(EALREADY, -11, "already done")                                                               \
     X(ESTATE, -12, "not allowed in this state")                                                    \
     X(EPROTO, -13, "protocol error")                                                               \
-    X(ESYS, -14, "system call failed")
+    X(ESYS, -14, "system call failed")                                                             \
+    X(ECONFLICT, -15, "conflicts with existing data")                                              \
+    X(ECONSTRAINT, -16, "violates a constraint")                                                   \
+    X(EUNAVAIL, -17, "temporarily unavailable")                                                    \
+    X(ERETRY, -18, "transaction conflict, retry")                                                  \
+    X(EDB, -19, "database error")
 
 enum tern_errno {
 #define TERN_ERRNO_ENUM(name, val, msg) TERN_##name = (val),

@@ -153,6 +153,7 @@ struct tern_req {
     const char *fail_detail;       /* static or arena string; NULL: the status's default */
     const char *fail_in;           /* "body", "query", "path" for 422 */
     struct tern_errors *fail_errs; /* field errors for 422 (arena) */
+    int fail_retry_after;          /* seconds for Retry-After on the failure (0: none) */
     /* Inputs decoded for the handler; released when the request ends. */
     json_t *json_body; /* tern_req_json */
     json_t *valid_body, *valid_query, *valid_params;
@@ -219,6 +220,8 @@ const char *tern__worker_date(worker *w);
 
 /* response.c */
 int tern__respond_error(tern_req *req, int status, const char *detail);
+/* Sets Retry-After (seconds) for the recorded failure's answer. */
+void tern__req_retry_after(tern_req *req, int seconds);
 /* Answers the recorded failure (fail_status, detail, errors). */
 int tern__respond_failure(tern_req *req);
 void tern__res_reset(tern_req *req);

@@ -23,6 +23,12 @@ void tern__req_fail(tern_req *req, int status, const char *detail)
     }
 }
 
+void tern__req_retry_after(tern_req *req, int seconds)
+{
+    if (req->fail_status == 0 && seconds > 0)
+        req->fail_retry_after = seconds;
+}
+
 void tern__req_reset(tern_req *r)
 {
     tern__inputs_release(r); /* first: the part list lives in the arena */
@@ -40,6 +46,7 @@ void tern__req_reset(tern_req *r)
     r->continue_sent = 0;
     r->fail_status = 0;
     r->fail_detail = NULL;
+    r->fail_retry_after = 0;
     r->fail_in = NULL;
     r->fail_errs = NULL;
     r->query_form = r->body_form = NULL;

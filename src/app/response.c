@@ -302,6 +302,12 @@ int tern__respond_failure(tern_req *req)
 {
     int status = req->fail_status ? req->fail_status : 500;
 
+    if (req->fail_retry_after > 0 && !req->responded) {
+        char v[16];
+
+        snprintf(v, sizeof v, "%d", req->fail_retry_after);
+        tern_header(req, "Retry-After", v);
+    }
     return send_problem(req, status, status >= 500 ? NULL : req->fail_detail, req->fail_in,
                         req->fail_errs);
 }
