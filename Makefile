@@ -39,11 +39,8 @@ build: deps-build $(RELEASE)/build.ninja
 	@ln -sf $(RELEASE)/compile_commands.json compile_commands.json  # for clangd, clang-tidy
 
 run: build
-	@echo "tern: starting tern-hello on http://localhost:$(PORT)  (Ctrl-C stops it)"
-	@echo "  try: curl localhost:$(PORT)/hello/world"
-	@echo "       curl localhost:$(PORT)/json"
-	@echo "       curl -X POST --data-binary 'ping' localhost:$(PORT)/echo"
-	PORT=$(PORT) $(RELEASE)/examples/hello/tern-hello --port $(PORT)
+	@echo "tern: starting the quickstart API (Ctrl-C stops it)"
+	PORT=$(PORT) $(RELEASE)/examples/quickstart/tern-quickstart --port $(PORT)
 
 test: deps-test
 	@scripts/run-tests.sh

@@ -6,15 +6,16 @@
 
 #include "quickstart.h"
 
-static const tern_schema id_s = { .type = TERN_INTEGER, .minimum = TERN_MIN(1),
+static const tern_schema id_s = { .type = TERN_INTEGER,
+                                  .minimum = TERN_MIN(1),
                                   .message = "must be a positive whole number" };
 static const tern_prop id_props[] = { { "id", &id_s, 1 }, { 0 } };
 const tern_schema id_params = { .type = TERN_OBJECT, .properties = id_props };
 
-const tern_schema limit_s = { .type = TERN_INTEGER, .minimum = TERN_MIN(1),
-                              .maximum = TERN_MAX(100), .default_json = "20" };
-const tern_schema offset_s = { .type = TERN_INTEGER, .minimum = TERN_MIN(0),
-                               .default_json = "0" };
+const tern_schema limit_s = {
+    .type = TERN_INTEGER, .minimum = TERN_MIN(1), .maximum = TERN_MAX(100), .default_json = "20"
+};
+const tern_schema offset_s = { .type = TERN_INTEGER, .minimum = TERN_MIN(0), .default_json = "0" };
 
 tern_db_val id_arg(tern_req *req)
 {

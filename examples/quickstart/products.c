@@ -11,20 +11,23 @@
 #include "quickstart.h"
 
 static const tern_schema name_s = { .type = TERN_STRING, .min_length = 1, .max_length = 200 };
-static const tern_schema sku_s = { .type = TERN_STRING, .pattern = "^[A-Z0-9][A-Z0-9-]{2,31}$",
+static const tern_schema sku_s = { .type = TERN_STRING,
+                                   .pattern = "^[A-Z0-9][A-Z0-9-]{2,31}$",
                                    .message = "must be 3-32 capital letters, digits or dashes" };
-static const tern_schema price_s = { .type = TERN_NUMBER, .minimum = TERN_MIN(0),
+static const tern_schema price_s = { .type = TERN_NUMBER,
+                                     .minimum = TERN_MIN(0),
                                      .maximum = TERN_MAX(1e9) };
-static const tern_schema desc_s = { .type = TERN_STRING, .flags = TERN_NULLABLE,
+static const tern_schema desc_s = { .type = TERN_STRING,
+                                    .flags = TERN_NULLABLE,
                                     .max_length = 2000 };
 static const tern_schema owner_s = { .type = TERN_INTEGER, .minimum = TERN_MIN(1) };
 static const tern_prop product_props[] = {
-    { "name", &name_s, 1 },         { "sku", &sku_s, 1 },      { "price", &price_s, 1 },
+    { "name", &name_s, 1 },        { "sku", &sku_s, 1 },        { "price", &price_s, 1 },
     { "description", &desc_s, 0 }, { "owner_id", &owner_s, 1 }, { 0 },
 };
 static const tern_schema product_s = { .type = TERN_OBJECT, .properties = product_props };
 static const tern_prop patch_props[] = {
-    { "name", &name_s, 0 },         { "sku", &sku_s, 0 },       { "price", &price_s, 0 },
+    { "name", &name_s, 0 },        { "sku", &sku_s, 0 },        { "price", &price_s, 0 },
     { "description", &desc_s, 0 }, { "owner_id", &owner_s, 0 }, { 0 },
 };
 static const tern_schema patch_s = { .type = TERN_OBJECT, .properties = patch_props };
@@ -45,12 +48,13 @@ static const tern_schema list_s = { .type = TERN_OBJECT, .properties = list_prop
 #define COLS                                                                                       \
     "id, owner_id, name, sku, price_cents / 100.0 AS price, description, created_at, updated_at"
 #define LIST(o)                                                                                    \
-    "SELECT " COLS " FROM products WHERE ($1 IS NULL OR owner_id = $1) "                           \
-    "AND ($2 IS NULL OR price_cents >= $2) AND ($3 IS NULL OR price_cents <= $3) "                 \
+    "SELECT " COLS " FROM products WHERE (CAST($1 AS BIGINT) IS NULL OR owner_id = $1) "           \
+    "AND (CAST($2 AS BIGINT) IS NULL OR price_cents >= $2) "                                       \
+    "AND (CAST($3 AS BIGINT) IS NULL OR price_cents <= $3) "                                       \
     "ORDER BY " o " LIMIT $4 OFFSET $5"
 static const char *const list_sql[] = {
-    LIST("created_at DESC, id DESC"), LIST("created_at, id"),          LIST("name, id"),
-    LIST("name DESC, id DESC"),       LIST("price_cents, id"),         LIST("price_cents DESC, id DESC"),
+    LIST("created_at DESC, id DESC"), LIST("created_at, id"),  LIST("name, id"),
+    LIST("name DESC, id DESC"),       LIST("price_cents, id"), LIST("price_cents DESC, id DESC"),
 };
 
 /*
@@ -94,9 +98,9 @@ static int list(tern_req *req)
     if (bad_lo || bad_hi)
         return bad_price(req, "query", bad_lo ? "/min_price" : "/max_price");
     rc = tern_db_query(req, db, list_sql[choice(req, "sort", sorts)],
-                           TERN_DB_ARGS(tern_db_jarg(q, "owner_id"), lo, hi,
-                                        tern_db_jarg(q, "limit"), tern_db_jarg(q, "offset")),
-                           &rs);
+                       TERN_DB_ARGS(tern_db_jarg(q, "owner_id"), lo, hi, tern_db_jarg(q, "limit"),
+                                    tern_db_jarg(q, "offset")),
+                       &rs);
 
     return rc ? rc : send_page(req, rs);
 }
@@ -162,8 +166,8 @@ static int update(tern_req *req)
 static int destroy(tern_req *req)
 {
     int64_t n;
-    int rc = tern_db_exec(req, db, "DELETE FROM products WHERE id = $1", TERN_DB_ARGS(id_arg(req)),
-                          &n);
+    int rc =
+        tern_db_exec(req, db, "DELETE FROM products WHERE id = $1", TERN_DB_ARGS(id_arg(req)), &n);
 
     return send_deleted(req, rc, n);
 }

@@ -13,7 +13,11 @@ extern tern_db *db;
 extern const tern_schema id_params;
 /* Query properties every list takes: limit (1-100, default 20), offset (>= 0, default 0). */
 extern const tern_schema limit_s, offset_s;
-#define PAGE_PROPS { "limit", &limit_s, 0 }, { "offset", &offset_s, 0 }
+#define PAGE_PROPS                                                                                 \
+    { "limit", &limit_s, 0 },                                                                      \
+    {                                                                                              \
+        "offset", &offset_s, 0                                                                     \
+    }
 
 /* The id path parameter as a statement argument. */
 tern_db_val id_arg(tern_req *req);

@@ -18,13 +18,17 @@ static const tern_schema patch_s = { .type = TERN_OBJECT, .properties = patch_pr
 static const char *const sorts[] = { "-created_at", "created_at", "name", "-name", NULL };
 static const tern_schema sort_s = { .type = TERN_STRING, .enum_values = sorts };
 static const tern_prop list_props[] = {
-    PAGE_PROPS, { "email", &email_s, 0 }, { "sort", &sort_s, 0 }, { 0 },
+    PAGE_PROPS,
+    { "email", &email_s, 0 },
+    { "sort", &sort_s, 0 },
+    { 0 },
 };
 static const tern_schema list_s = { .type = TERN_OBJECT, .properties = list_props };
 
-#define COLS   "id, name, email, created_at, updated_at"
-#define LIST(o) "SELECT " COLS " FROM users WHERE ($1 IS NULL OR email = $1) ORDER BY " o \
-                " LIMIT $2 OFFSET $3"
+#define COLS "id, name, email, created_at, updated_at"
+#define LIST(o)                                                                                    \
+    "SELECT " COLS " FROM users WHERE (CAST($1 AS TEXT) IS NULL OR email = $1) ORDER BY " o        \
+    " LIMIT $2 OFFSET $3"
 static const char *const list_sql[] = { LIST("created_at DESC, id DESC"), LIST("created_at, id"),
                                         LIST("name, id"), LIST("name DESC, id DESC") };
 
@@ -32,9 +36,10 @@ static int list(tern_req *req)
 {
     json_t *q = tern_req_valid_query(req);
     tern_db_rows *rs;
-    int rc = tern_db_query(req, db, list_sql[choice(req, "sort", sorts)],
-                           TERN_DB_ARGS(tern_db_jarg(q, "email"), tern_db_jarg(q, "limit"),
-                                        tern_db_jarg(q, "offset")), &rs);
+    int rc = tern_db_query(
+        req, db, list_sql[choice(req, "sort", sorts)],
+        TERN_DB_ARGS(tern_db_jarg(q, "email"), tern_db_jarg(q, "limit"), tern_db_jarg(q, "offset")),
+        &rs);
     return rc ? rc : send_page(req, rs);
 }
 
@@ -50,10 +55,11 @@ static int create(tern_req *req)
 {
     json_t *b = tern_req_valid_body(req);
     tern_db_rows *rs;
-    int rc = tern_db_one(req, db, "INSERT INTO users (name, email, created_at, updated_at) "
-                         "VALUES ($1, $2, $3, $3) RETURNING " COLS,
-                         TERN_DB_ARGS(tern_db_jarg(b, "name"), tern_db_jarg(b, "email"),
-                                      now_arg(req)), &rs);
+    int rc = tern_db_one(
+        req, db,
+        "INSERT INTO users (name, email, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $3) RETURNING " COLS,
+        TERN_DB_ARGS(tern_db_jarg(b, "name"), tern_db_jarg(b, "email"), now_arg(req)), &rs);
     return rc ? rc : send_created(req, "/users/", rs);
 }
 
@@ -62,17 +68,20 @@ static int update(tern_req *req)
 {
     json_t *b = tern_req_valid_body(req);
     tern_db_rows *rs;
-    int rc = tern_db_one(req, db, "UPDATE users SET name = COALESCE($2, name), "
-                         "email = COALESCE($3, email), updated_at = $4 WHERE id = $1 RETURNING " COLS,
-                         TERN_DB_ARGS(id_arg(req), tern_db_jarg(b, "name"),
-                                      tern_db_jarg(b, "email"), now_arg(req)), &rs);
+    int rc = tern_db_one(
+        req, db,
+        "UPDATE users SET name = COALESCE($2, name), "
+        "email = COALESCE($3, email), updated_at = $4 WHERE id = $1 RETURNING " COLS,
+        TERN_DB_ARGS(id_arg(req), tern_db_jarg(b, "name"), tern_db_jarg(b, "email"), now_arg(req)),
+        &rs);
     return rc ? rc : tern_db_send_row(req, 200, rs);
 }
 
 static int destroy(tern_req *req)
 {
     int64_t n;
-    int rc = tern_db_exec(req, db, "DELETE FROM users WHERE id = $1", TERN_DB_ARGS(id_arg(req)), &n);
+    int rc =
+        tern_db_exec(req, db, "DELETE FROM users WHERE id = $1", TERN_DB_ARGS(id_arg(req)), &n);
     return send_deleted(req, rc, n);
 }
 

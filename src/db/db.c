@@ -102,9 +102,9 @@ int tern_db_open(const tern_db_config *cfg, tern_db **out)
         drv->close(db);
         goto fail;
     }
-    atomic_init(&db->mig_state,
-                (cfg->migrations && cfg->migrations[0].name) || cfg->migrations_dir ? MIG_PENDING
-                                                                                    : MIG_DONE);
+    atomic_init(&db->mig_state, (cfg->migrations && cfg->migrations[0].name) || cfg->migrations_dir
+                                    ? MIG_PENDING
+                                    : MIG_DONE);
     atomic_init(&db->errors, 0);
     *out = db;
     return 0;
@@ -178,9 +178,9 @@ static int ensure_ready(tern_db *db, db_err *e)
     if (!atomic_compare_exchange_strong(&db->mig_state, &st, MIG_RUNNING) || st != MIG_PENDING)
         return db_err_set(e, TERN_EUNAVAIL, "migrations are running");
     rc = db_migrate_configured(db);
-    atomic_store(&db->mig_state, rc == 0                ? MIG_DONE
+    atomic_store(&db->mig_state, rc == 0               ? MIG_DONE
                                  : rc == TERN_EUNAVAIL ? MIG_PENDING
-                                                        : MIG_FAILED);
+                                                       : MIG_FAILED);
     if (rc != 0)
         return db_err_set(e, TERN_EUNAVAIL, "migrations not applied: %s", tern_strerror(rc));
     return 0;
@@ -341,8 +341,8 @@ static int fail(tern_req *req, tern_db *db, db_err *e, const char *sql)
     return e->code;
 }
 
-static int run(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args,
-               unsigned nargs, tern_db_rows **out)
+static int run(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args, unsigned nargs,
+               tern_db_rows **out)
 {
     tern_db_rows *rs;
     db_err e;

@@ -149,12 +149,16 @@ void db_report(tern_req *req, const db_err *e, const char *sql, int retry_after_
     int status = tern_db_status(e->code);
     const char *rid = req ? tern_req_id(req) : "-";
     int level = status >= 500 ? TERN_LOG_ERROR : TERN_LOG_INFO;
+    char code[32] = "";
 
     if (e->code == TERN_ENOTFOUND)
         level = TERN_LOG_DEBUG;
-    tern_log(level, "db: request %s: %s%s%s%s code=%d stmt=\"%.60s\": %s", rid ? rid : "-",
-             tern_strerror(e->code), e->sqlstate[0] ? " sqlstate=" : "", e->sqlstate,
-             e->sqlite_code ? " sqlite" : "", e->sqlite_code, sql ? sql : "", e->msg);
+    if (e->sqlstate[0])
+        snprintf(code, sizeof code, " sqlstate=%s", e->sqlstate);
+    else if (e->sqlite_code)
+        snprintf(code, sizeof code, " sqlite=%d", e->sqlite_code);
+    tern_log(level, "db: request %s: %s%s stmt=\"%.60s\": %s", rid ? rid : "-",
+             tern_strerror(e->code), code, sql ? sql : "", e->msg);
     if (req == NULL)
         return;
     if (status == 503)

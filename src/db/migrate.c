@@ -20,7 +20,7 @@
 #include "db/internal.h"
 
 /* Any constant both sides agree on: "tern" in ASCII. */
-#define ADVISORY_KEY "1952805486"
+#define ADVISORY_KEY       "1952805486"
 #define MAX_MIGRATION_FILE (16u << 20)
 
 /* FNV-1a, 64 bits, as 16 hex digits: detects an edited migration. */
@@ -136,8 +136,9 @@ static char *read_file(const char *path)
 
     if (f == NULL)
         return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && (unsigned long)n <= MAX_MIGRATION_FILE &&
-        fseek(f, 0, SEEK_SET) == 0 && (s = tern_malloc((size_t)n + 1)) != NULL) {
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+        (unsigned long)n <= MAX_MIGRATION_FILE && fseek(f, 0, SEEK_SET) == 0 &&
+        (s = tern_malloc((size_t)n + 1)) != NULL) {
         if (fread(s, 1, (size_t)n, f) != (size_t)n) {
             tern_free(s);
             s = NULL;

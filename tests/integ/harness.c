@@ -245,7 +245,11 @@ int th_start(th_server *s, const char *env, ...)
     }
     track(s->pid);
     s->out_fd = pipefd[0];
-    if (read_line(s, line, sizeof line) != 0 || parse_listening(s, line) != 0) {
+    /* An app may print its own lines first (the quickstart prints curl examples). */
+    int found = -1;
+    for (int i = 0; i < 20 && found != 0 && read_line(s, line, sizeof line) == 0; i++)
+        found = parse_listening(s, line);
+    if (found != 0) {
         fprintf(stderr, "th_start: %s printed no listening line within 10 s\n", bin);
         th_stop(s, 500);
         th_dump_log(s);
