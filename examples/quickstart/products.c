@@ -172,19 +172,17 @@ static int destroy(tern_req *req)
     return send_deleted(req, rc, n);
 }
 
+static const tern_route_def routes[] = {
+    { "GET", "", list, .query = &list_s },
+    { "POST", "", create, .body = &product_s },
+    { "GET", "/:id", get, .params = &id_params },
+    { "PUT", "/:id", update, .params = &id_params, .body = &product_s },
+    { "PATCH", "/:id", update, .params = &id_params, .body = &patch_s },
+    { "DELETE", "/:id", destroy, .params = &id_params },
+    { 0 },
+};
+
 void products_routes(tern_app *app)
 {
-    tern_group *g = tern_group_new(app, "/products");
-    tern_route *r;
-
-    tern_route_query(tern_group_route(g, "GET", "", list), &list_s);
-    tern_route_body(tern_group_route(g, "POST", "", create), "application/json", &product_s);
-    tern_route_params(tern_group_route(g, "GET", "/:id", get), &id_params);
-    r = tern_group_route(g, "PUT", "/:id", update);
-    tern_route_params(r, &id_params);
-    tern_route_body(r, "application/json", &product_s);
-    r = tern_group_route(g, "PATCH", "/:id", update);
-    tern_route_params(r, &id_params);
-    tern_route_body(r, "application/json", &patch_s);
-    tern_route_params(tern_group_route(g, "DELETE", "/:id", destroy), &id_params);
+    tern_group_routes(tern_group_new(app, "/products"), routes);
 }

@@ -85,18 +85,17 @@ static int destroy(tern_req *req)
     return send_deleted(req, rc, n);
 }
 
+static const tern_route_def routes[] = {
+    { "GET", "", list, .query = &list_s },
+    { "POST", "", create, .body = &user_s },
+    { "GET", "/:id", get, .params = &id_params },
+    { "PUT", "/:id", update, .params = &id_params, .body = &user_s },
+    { "PATCH", "/:id", update, .params = &id_params, .body = &patch_s },
+    { "DELETE", "/:id", destroy, .params = &id_params },
+    { 0 },
+};
+
 void users_routes(tern_app *app)
 {
-    tern_group *g = tern_group_new(app, "/users");
-
-    tern_route_query(tern_group_route(g, "GET", "", list), &list_s);
-    tern_route_body(tern_group_route(g, "POST", "", create), "application/json", &user_s);
-    tern_route_params(tern_group_route(g, "GET", "/:id", get), &id_params);
-    tern_route *put = tern_group_route(g, "PUT", "/:id", update);
-    tern_route_params(put, &id_params);
-    tern_route_body(put, "application/json", &user_s);
-    tern_route *patch = tern_group_route(g, "PATCH", "/:id", update);
-    tern_route_params(patch, &id_params);
-    tern_route_body(patch, "application/json", &patch_s);
-    tern_route_params(tern_group_route(g, "DELETE", "/:id", destroy), &id_params);
+    tern_group_routes(tern_group_new(app, "/users"), routes);
 }

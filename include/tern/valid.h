@@ -197,6 +197,37 @@ TERN_API int tern_route_query(tern_route *r, const tern_schema *schema);
 /** Declares the path parameters' schema (an object schema; 422 on failure). */
 TERN_API int tern_route_params(tern_route *r, const tern_schema *schema);
 
+/**
+ * A route as data: method, pattern, handler and its declared inputs.  A
+ * resource's routes read as one table:
+ *
+ *     static const tern_route_def user_routes[] = {
+ *         { "GET", "", list, .query = &list_s },
+ *         { "POST", "", create, .body = &user_s },
+ *         { "GET", "/:id", get, .params = &id_s },
+ *         { 0 },
+ *     };
+ *     tern_group_routes(tern_group_new(app, "/users"), user_routes);
+ */
+typedef struct tern_route_def {
+    const char *method;
+    const char *pattern;
+    tern_handler handler;
+    const tern_schema *params; /* tern_route_params */
+    const tern_schema *query;  /* tern_route_query */
+    const tern_schema *body;   /* tern_route_body, with body_type */
+    const char *body_type;     /* media type of body; NULL means "application/json" */
+} tern_route_def;
+
+/**
+ * Registers every route of a { 0 }-terminated table under group g (NULL: at
+ * the app's root, use tern_routes).  Returns 0 or the first error (which is
+ * also recorded, so tern_app_listen fails).
+ */
+TERN_API int tern_group_routes(tern_group *g, const tern_route_def *defs);
+/** tern_group_routes at the app's root. */
+TERN_API int tern_routes(tern_app *app, const tern_route_def *defs);
+
 /** The validated body, query and params (borrowed; NULL if not declared). */
 TERN_API json_t *tern_req_valid_body(tern_req *req);
 TERN_API json_t *tern_req_valid_query(tern_req *req);

@@ -315,6 +315,37 @@ int tern_route_params(tern_route *r, const tern_schema *schema)
     return r ? declare_form_schema(r, &r->params_schema, schema, "params") : TERN_EINVAL;
 }
 
+static int add_defs(tern_app *app, tern_group *g, const tern_route_def *defs)
+{
+    int first = 0;
+
+    for (const tern_route_def *d = defs; d && d->method; d++) {
+        tern_route *r = g ? tern_group_route(g, d->method, d->pattern, d->handler)
+                          : tern_route_add(app, d->method, d->pattern, d->handler);
+        int rc = r ? 0 : TERN_EINVAL;
+
+        if (rc == 0 && d->params)
+            rc = tern_route_params(r, d->params);
+        if (rc == 0 && d->query)
+            rc = tern_route_query(r, d->query);
+        if (rc == 0 && d->body)
+            rc = tern_route_body(r, d->body_type ? d->body_type : "application/json", d->body);
+        if (rc != 0 && first == 0)
+            first = rc;
+    }
+    return first;
+}
+
+int tern_group_routes(tern_group *g, const tern_route_def *defs)
+{
+    return g ? add_defs(NULL, g, defs) : TERN_EINVAL;
+}
+
+int tern_routes(tern_app *app, const tern_route_def *defs)
+{
+    return app ? add_defs(app, NULL, defs) : TERN_EINVAL;
+}
+
 json_t *tern_req_valid_body(tern_req *req)
 {
     return req->valid_body;
