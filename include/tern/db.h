@@ -265,7 +265,9 @@ TERN_API int tern_db_exec(tern_req *req, tern_db *db, const char *sql, const ter
  * the transaction is rolled back and fn runs again, up to cfg.tx_retries
  * times, then TERN_ECONFLICT.  fn may therefore run more than once: answer
  * the request after tern_db_tx returns.  On SQLite the transaction holds the
- * writer (BEGIN IMMEDIATE) until it ends.
+ * writer (BEGIN IMMEDIATE) until it ends, so inside fn use `tx`, never `db`:
+ * a write through `db` would queue behind the transaction itself and fail
+ * with TERN_EUNAVAIL after acquire_timeout_ms.
  */
 typedef int (*tern_db_tx_fn)(tern_req *req, tern_db *tx, void *arg);
 TERN_API int tern_db_tx(tern_req *req, tern_db *db, tern_db_tx_fn fn, void *arg);
