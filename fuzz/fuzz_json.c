@@ -18,6 +18,9 @@
  *      error comes back unchanged; after a successful check the parse may
  *      only fail with "duplicate object key" or "number out of range" (or
  *      out of memory), never with "invalid JSON".
+ *      3b. jansson's own parser must build equal values (and fail on the
+ *      same duplicate keys and out-of-range numbers): tern builds the
+ *      values itself from the checked text.
  *   4. A parsed value is serialized (JSON_COMPACT | JSON_ENCODE_ANY), that
  *      text must parse again, and the two values must be json_equal; the
  *      same through tern's own writer (tern_jw_json).
@@ -227,6 +230,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (rcp != TERN_ENOMEM) {
             abort();
         }
+    }
+
+    /*
+     * 3b. differential against jansson's own parser: tern builds the values
+     * itself from the checked text, and must build exactly what jansson
+     * would (same values, same duplicate and range failures).
+     */
+    if (rc64 == 0 && rcp != TERN_ENOMEM) {
+        json_t *jv = json_loadb(buf, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+
+        if ((jv == NULL) != (rcp != 0) || (jv != NULL && !json_equal(v, jv)))
+            abort();
+        json_decref(jv);
     }
 
     /* 4. serialize and parse again */

@@ -28,15 +28,18 @@
  * whose lowest flagged byte is exact, so a string costs about one 64-bit
  * load per eight bytes.
  *
- * tern_json_parse runs the checker and then jansson.  Only two jansson
- * errors can remain after a successful check: a duplicate key and a number
- * that does not fit (an integer outside int64, a real beyond double).  Their
- * positions are recomputed here from jansson's byte offset (which points
- * just past the offending token) so that they follow the same rules as the
- * checker's.
+ * tern_json_parse runs the checker, then builds jansson values from the
+ * checked text itself (see "Building jansson values" below): jansson's own
+ * lexer would check everything a second time, a byte at a time.  Only three
+ * failures can remain after a successful check: a duplicate key, an integer
+ * outside int64 or a real beyond double (both "number out of range", as
+ * jansson reports them), and allocation; the first two are positioned at the
+ * start of their token.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tern/body.h"
@@ -96,7 +99,6 @@ static const char R_DEPTH[] = "nesting deeper than the limit";
 static const char R_DEPTH_ARG[] = "max_depth above 1024";
 static const char R_DUPLICATE[] = "duplicate object key";
 static const char R_RANGE[] = "number out of range";
-static const char R_INVALID[] = "invalid JSON";
 static const char R_NOMEM[] = "out of memory";
 
 #define FAIL SIZE_MAX /* "error" return of the scan helpers */
@@ -586,78 +588,285 @@ too_deep:
 /* ------------------------------------------------------------------------ */
 /* The parse                                                                  */
 
+
+/* ------------------------------------------------------------------------ */
+/* Building jansson values from checked text                                  */
+
 /*
- * Start of the token that ends at `end` (jansson's position for a duplicate
- * key or an out-of-range number).  The text is known to be valid JSON.  For a
- * key, the opening quote is the first '"' before the closing one that is not
- * escaped (preceded by an even number of backslashes): inside a string every
- * '"' is escaped.  For a number, the bytes of the number are [0-9.eE+-].
- * Falls back to `end` if the bytes there are not what is expected.
+ * After a successful check the text is known to be valid JSON within the
+ * depth limit, so building the values needs no error handling for syntax:
+ * only a duplicate key, a number that does not fit, and allocation can
+ * fail.  Strings are decoded here (escapes to UTF-8) and handed to jansson
+ * with its _nocheck constructors: the checker has validated the UTF-8
+ * already, so jansson's own lexer (a byte-at-a-time stream reader that
+ * checks everything a second time) is not needed.  Recursion depth is the
+ * nesting depth, bounded by max_depth (at most JSON_DEPTH_CAP), with a small
+ * frame.
  */
-static size_t token_start(const uint8_t *s, size_t n, size_t end, int is_key)
+typedef struct jb {
+    const uint8_t *s;
+    size_t n, i;
+    size_t bad_at;    /* where a duplicate or range error starts */
+    const char *bad;  /* R_DUPLICATE, R_RANGE, R_NOMEM */
+    char *scratch;    /* decoded strings */
+    size_t cap;
+} jb;
+
+static void jb_ws(jb *b)
 {
-    if (end > n || end == 0)
-        return end > n ? n : end;
-    if (is_key) {
-        if (s[end - 1] != '"' || end < 2)
-            return end;
-        for (size_t j = end - 1; j-- > 0;) {
-            size_t k = j;
+    while (b->i < b->n && JIS(b->s[b->i], J_WS))
+        b->i++;
+}
 
-            if (s[j] != '"')
-                continue;
-            while (k > 0 && s[k - 1] == '\\')
-                k--;
-            if ((j - k) % 2 == 0)
-                return j;
+static unsigned hex4_checked(const uint8_t *p)
+{
+    unsigned v = 0;
+
+    for (int k = 0; k < 4; k++) {
+        unsigned c = p[k];
+
+        v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+/* Decodes the string at b->i (on its quote); *out points at the bytes. */
+static int jb_string(jb *b, const char **out, size_t *len)
+{
+    size_t start = ++b->i, end = start, o = 0;
+
+    while (b->s[end] != '"') /* checked: terminated, escapes well formed */
+        end += b->s[end] == '\\' ? 2 : 1;
+    if (memchr(b->s + start, '\\', end - start) == NULL) {
+        *out = (const char *)b->s + start;
+        *len = end - start;
+        b->i = end + 1;
+        return 0;
+    }
+    if (end - start > b->cap) { /* decoding never grows a string */
+        char *p = tern_realloc(b->scratch, end - start);
+
+        if (p == NULL)
+            return TERN_ENOMEM;
+        b->scratch = p;
+        b->cap = end - start;
+    }
+    for (size_t i = start; i < end;) {
+        unsigned c = b->s[i];
+
+        if (c != '\\') {
+            b->scratch[o++] = (char)c;
+            i++;
+            continue;
         }
-        return end;
-    } else {
-        size_t j = end;
+        c = b->s[i + 1];
+        i += 2;
+        switch (c) {
+        case 'b': b->scratch[o++] = '\b'; break;
+        case 'f': b->scratch[o++] = '\f'; break;
+        case 'n': b->scratch[o++] = '\n'; break;
+        case 'r': b->scratch[o++] = '\r'; break;
+        case 't': b->scratch[o++] = '\t'; break;
+        case 'u': {
+            unsigned cp = hex4_checked(b->s + i);
 
-        while (j > 0 && (JIS(s[j - 1], J_DIGIT) || s[j - 1] == '.' || s[j - 1] == 'e' ||
-                         s[j - 1] == 'E' || s[j - 1] == '+' || s[j - 1] == '-'))
-            j--;
-        return j < end ? j : end;
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) { /* checked: a low surrogate follows */
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4_checked(b->s + i + 2) - 0xdc00);
+                i += 6;
+            }
+            if (cp < 0x80) {
+                b->scratch[o++] = (char)cp;
+            } else if (cp < 0x800) {
+                b->scratch[o++] = (char)(0xc0 | cp >> 6);
+                b->scratch[o++] = (char)(0x80 | (cp & 0x3f));
+            } else if (cp < 0x10000) {
+                b->scratch[o++] = (char)(0xe0 | cp >> 12);
+                b->scratch[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                b->scratch[o++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                b->scratch[o++] = (char)(0xf0 | cp >> 18);
+                b->scratch[o++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                b->scratch[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                b->scratch[o++] = (char)(0x80 | (cp & 0x3f));
+            }
+            break;
+        }
+        default: b->scratch[o++] = (char)c; /* " \ / */
+        }
+    }
+    *out = b->scratch;
+    *len = o;
+    b->i = end + 1;
+    return 0;
+}
+
+static json_t *jb_number(jb *b)
+{
+    size_t start = b->i, end = start;
+    int real = 0;
+    char buf[400], *stop;
+
+    while (end < b->n && (JIS(b->s[end], J_DIGIT) || b->s[end] == '-' || b->s[end] == '+' ||
+                          b->s[end] == '.' || b->s[end] == 'e' || b->s[end] == 'E')) {
+        real |= b->s[end] == '.' || b->s[end] == 'e' || b->s[end] == 'E';
+        end++;
+    }
+    b->i = end;
+    if (!real) {
+        const uint8_t *p = b->s + start;
+        int neg = *p == '-';
+        uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+
+        for (p += neg; p < b->s + end; p++) {
+            unsigned d = *p - '0';
+
+            if (v > (lim - d) / 10) {
+                b->bad = R_RANGE;
+                b->bad_at = start;
+                return NULL;
+            }
+            v = v * 10 + d;
+        }
+        return json_integer(neg ? (json_int_t)(0 - v) : (json_int_t)v);
+    }
+    if (end - start >= sizeof buf) { /* a long real: jansson has no limit either */
+        char *heap = tern_malloc(end - start + 1);
+        double d;
+        json_t *r;
+
+        if (heap == NULL)
+            return NULL;
+        memcpy(heap, b->s + start, end - start);
+        heap[end - start] = '\0';
+        d = strtod(heap, &stop);
+        tern_free(heap);
+        if (isinf(d)) {
+            b->bad = R_RANGE;
+            b->bad_at = start;
+            return NULL;
+        }
+        r = json_real(d);
+        return r;
+    }
+    memcpy(buf, b->s + start, end - start);
+    buf[end - start] = '\0';
+    {
+        double d = strtod(buf, &stop);
+
+        if (isinf(d)) {
+            b->bad = R_RANGE;
+            b->bad_at = start;
+            return NULL;
+        }
+        return json_real(d);
+    }
+}
+
+static json_t *jb_value(jb *b)
+{
+    const char *str;
+    size_t len;
+    json_t *v;
+
+    jb_ws(b);
+    switch (b->s[b->i]) {
+    case '{':
+        v = json_object();
+        b->i++;
+        jb_ws(b);
+        if (b->s[b->i] == '}') {
+            b->i++;
+            return v;
+        }
+        while (v != NULL) {
+            size_t key_at;
+            json_t *item;
+
+            jb_ws(b);
+            key_at = b->i;
+            if (jb_string(b, &str, &len) != 0)
+                break;
+            if (json_object_getn(v, str, len) != NULL) {
+                b->bad = R_DUPLICATE;
+                b->bad_at = key_at;
+                break;
+            }
+            {
+                /* The key may live in scratch, which the value's strings reuse. */
+                char small[64], *key = len < sizeof small ? small : tern_malloc(len + 1);
+
+                if (key == NULL)
+                    break;
+                memcpy(key, str, len);
+                jb_ws(b);
+                b->i++; /* ':' */
+                item = jb_value(b);
+                if (item == NULL || json_object_setn_new_nocheck(v, key, len, item) != 0) {
+                    if (key != small)
+                        tern_free(key);
+                    break;
+                }
+                if (key != small)
+                    tern_free(key);
+            }
+            jb_ws(b);
+            if (b->s[b->i++] == '}')
+                return v;
+            /* ',' */
+        }
+        json_decref(v);
+        return NULL;
+    case '[':
+        v = json_array();
+        b->i++;
+        jb_ws(b);
+        if (b->s[b->i] == ']') {
+            b->i++;
+            return v;
+        }
+        while (v != NULL) {
+            json_t *item = jb_value(b);
+
+            if (item == NULL || json_array_append_new(v, item) != 0)
+                break;
+            jb_ws(b);
+            if (b->s[b->i++] == ']')
+                return v;
+        }
+        json_decref(v);
+        return NULL;
+    case '"':
+        if (jb_string(b, &str, &len) != 0)
+            return NULL;
+        return json_stringn_nocheck(str, len);
+    case 't': b->i += 4; return json_true();
+    case 'f': b->i += 5; return json_false();
+    case 'n': b->i += 4; return json_null();
+    default: return jb_number(b);
     }
 }
 
 int tern_json_parse(tern_str text, unsigned max_depth, json_t **out, tern_json_error *err)
 {
-    const uint8_t *s = (const uint8_t *)text.p;
-    json_error_t jerr;
+    jb b = { (const uint8_t *)text.p, text.n, 0, 0, NULL, NULL, 0 };
     json_t *v;
-    size_t end;
     int rc;
 
     *out = NULL;
     rc = tern_json_check(text, max_depth, err);
     if (rc != 0)
         return rc;
-    /*
-     * jerr is zeroed because jansson leaves its error code unset when it
-     * fails before lexing (its only failure there is an allocation).
-     */
-    memset(&jerr, 0, sizeof jerr);
-    v = json_loadb(text.p, text.n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    v = jb_value(&b);
+    tern_free(b.scratch);
     if (v != NULL) {
         *out = v;
         return 0;
     }
-    end = jerr.position > 0 ? (size_t)jerr.position : 0;
-    if (jerr.text[0] == '\0' || json_error_code(&jerr) == json_error_out_of_memory) {
-        set_error(err, s, text.n, end, R_NOMEM);
+    if (b.bad == NULL) {
+        set_error(err, b.s, text.n, b.i, R_NOMEM);
         return TERN_ENOMEM;
     }
-    switch (json_error_code(&jerr)) {
-    case json_error_duplicate_key:
-        set_error(err, s, text.n, token_start(s, text.n, end, 1), R_DUPLICATE);
-        return TERN_EINVAL;
-    case json_error_numeric_overflow:
-        set_error(err, s, text.n, token_start(s, text.n, end, 0), R_RANGE);
-        return TERN_EINVAL;
-    default: /* not reachable after a successful check (the fuzzer asserts it) */
-        set_error(err, s, text.n, end, R_INVALID);
-        return TERN_EINVAL;
-    }
+    set_error(err, b.s, text.n, b.bad_at, b.bad);
+    return TERN_EINVAL;
 }

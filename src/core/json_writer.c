@@ -133,6 +133,23 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return 0;
 }
 
+/*
+ * 1 when none of the 8 bytes at p needs attention: all are printable ASCII
+ * other than '"' and '\\'.  SWAR: a byte below 0x20, equal to '"' or '\\',
+ * or with its top bit set, sets the top bit of its lane in the mask (a
+ * false alarm only sends the bytes through the exact loop).
+ */
+static int plain8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t x, q, b;
+
+    memcpy(&x, p, 8);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    return (((x - ones * 0x20) | (q - ones) | (b - ones) | x) & high) == 0;
+}
+
 int tern_json_escape(tern_buf *out, tern_str s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -145,6 +162,10 @@ int tern_json_escape(tern_buf *out, tern_str s)
         char esc[8];
         size_t en = 0, l;
 
+        if (i + 8 <= s.n && plain8(p + i)) {
+            i += 8;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
             i++;
             continue;
