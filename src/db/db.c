@@ -106,6 +106,7 @@ int tern_db_open(const tern_db_config *cfg, tern_db **out)
                                     ? MIG_PENDING
                                     : MIG_DONE);
     atomic_init(&db->errors, 0);
+    atomic_init(&db->unavail_logged_ms, 0);
     *out = db;
     return 0;
 fail:
@@ -330,6 +331,7 @@ static tern_db *root_of(tern_db *db)
 static int fail(tern_req *req, tern_db *db, db_err *e, const char *sql)
 {
     tern_db *root = root_of(db);
+    int log = 1;
 
     atomic_fetch_add(&root->errors, 1);
     if (db->tx_conn != NULL && e->code == TERN_ERETRY) {
@@ -337,7 +339,14 @@ static int fail(tern_req *req, tern_db *db, db_err *e, const char *sql)
         tern_log(TERN_LOG_DEBUG, "db: transaction conflict (%s), will retry", e->sqlstate);
         return e->code;
     }
-    db_report(req, e, sql, root->cfg.retry_after_s);
+    if (e->code == TERN_EUNAVAIL) {
+        /* A database that is down fails every request: one line a second. */
+        long long now = tern_now_ms(), last = atomic_load(&root->unavail_logged_ms);
+
+        log = now - last >= 1000 &&
+              atomic_compare_exchange_strong(&root->unavail_logged_ms, &last, now);
+    }
+    db_report(req, e, sql, root->cfg.retry_after_s, log);
     return e->code;
 }
 
@@ -415,7 +424,7 @@ int tern_db_one(tern_req *req, tern_db *db, const char *sql, const tern_db_val *
 
         tern_db_rows_free(rs);
         db_err_set(&e, TERN_ENOTFOUND, "no row");
-        db_report(req, &e, sql, 0);
+        db_report(req, &e, sql, 0, 1);
         return TERN_ENOTFOUND;
     }
     if (out != NULL)

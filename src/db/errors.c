@@ -144,14 +144,14 @@ static const char *client_detail(const db_err *e)
  * Logs a failed statement and records the HTTP answer on the request.  The
  * statement is named by the start of its SQL: enough to find it in the code.
  */
-void db_report(tern_req *req, const db_err *e, const char *sql, int retry_after_s)
+void db_report(tern_req *req, const db_err *e, const char *sql, int retry_after_s, int log)
 {
     int status = tern_db_status(e->code);
     const char *rid = req ? tern_req_id(req) : "-";
     int level = status >= 500 ? TERN_LOG_ERROR : TERN_LOG_INFO;
     char code[32] = "";
 
-    if (e->code == TERN_ENOTFOUND)
+    if (e->code == TERN_ENOTFOUND || !log)
         level = TERN_LOG_DEBUG;
     if (e->sqlstate[0])
         snprintf(code, sizeof code, " sqlstate=%s", e->sqlstate);

@@ -44,10 +44,11 @@ int db_err_sqlite(db_err *e, int rc, const char *msg);
 int db_err_set(db_err *e, int code, const char *fmt, ...) TERN_PRINTF(3, 4);
 /*
  * Logs a failed statement (code, SQLSTATE or SQLite code, the start of the
- * SQL, the request id) and, with a request, records the HTTP answer on it
- * (Retry-After on 503).  The driver's message never reaches the client.
+ * SQL, the request id; at debug level only when log is 0) and, with a
+ * request, records the HTTP answer on it (Retry-After on 503).  The
+ * driver's message never reaches the client.
  */
-void db_report(tern_req *req, const db_err *e, const char *sql, int retry_after_s);
+void db_report(tern_req *req, const db_err *e, const char *sql, int retry_after_s, int log);
 
 /* ------------------------------------------------------------------------ */
 /* Results                                                                    */
@@ -182,6 +183,7 @@ struct tern_db {
     int tx_retry;                /* transaction handle: a statement asked for a retry */
     _Atomic int mig_state;       /* MIG_* */
     _Atomic unsigned long errors; /* statements that failed */
+    _Atomic long long unavail_logged_ms; /* last 503 logged: at most one a second */
 };
 
 enum { MIG_PENDING, MIG_RUNNING, MIG_DONE, MIG_FAILED };

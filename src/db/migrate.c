@@ -62,7 +62,7 @@ static int apply_one(tern_req *req, tern_db *tx, void *arg)
                         "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
                         &e);
     if (rc != 0) {
-        db_report(NULL, &e, "CREATE TABLE tern_migrations", 0);
+        db_report(NULL, &e, "CREATE TABLE tern_migrations", 0, 1);
         return rc;
     }
     checksum(ctx->m->sql, sum);
@@ -105,8 +105,10 @@ static int migrate_list(tern_db *db, const tern_db_migration *list)
             return TERN_EINVAL;
         rc = db_tx_run(NULL, db, apply_one, &ctx, 0);
         if (rc != 0) {
-            tern_log(TERN_LOG_ERROR, "db: migration %s not applied: %s", m->name,
-                     tern_strerror(rc));
+            /* Database down: the pool has said so already. */
+            if (rc != TERN_EUNAVAIL)
+                tern_log(TERN_LOG_ERROR, "db: migration %s not applied: %s", m->name,
+                         tern_strerror(rc));
             return rc;
         }
         if (ctx.applied)
