@@ -20,6 +20,19 @@ setup build/asan -Dbuildtype=debug -Doptimization=1 -Dwerror=true -Dtests=true \
     -Db_sanitize=address,undefined -Db_lundef=false \
     "-Dc_args=-fno-sanitize-recover=all -fno-omit-frame-pointer" || status=1
 
+# A private PostgreSQL for the db tests (stopped on exit, even on failure).
+# If it cannot start, the db tests fail: TERN_TEST_PG_URL stays unset.
+pg_state=build/pg-test.state
+trap 'sh scripts/pg-test.sh stop "$pg_state"' EXIT
+trap 'exit 130' INT TERM
+if pg_env=$(sh scripts/pg-test.sh start "$pg_state" >/dev/null && sh scripts/pg-test.sh env "$pg_state"); then
+    eval "$pg_env"
+    echo "== PostgreSQL for the tests: $TERN_TEST_PG_URL"
+else
+    echo "!! could not start PostgreSQL: the db tests will fail" >&2
+    status=1
+fi
+
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export TERN_LOG=warn

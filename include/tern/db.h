@@ -260,7 +260,10 @@ TERN_API int tern_db_exec(tern_req *req, tern_db *db, const char *sql, const ter
 /**
  * Runs fn in a transaction on one connection: `tx` is a handle for that
  * connection, to pass to the calls above instead of the pool.  fn returns 0
- * to commit, non-zero to roll back (that value is returned).  When a
+ * to commit, non-zero to roll back (that value is returned).  A statement
+ * that failed inside fn rolls the whole transaction back even if fn then
+ * returns 0 (PostgreSQL aborts the transaction at the first error; tern
+ * applies the same rule on SQLite), and its code is returned.  When a
  * statement or the commit fails with a serialization failure or a deadlock,
  * the transaction is rolled back and fn runs again, up to cfg.tx_retries
  * times, then TERN_ECONFLICT.  fn may therefore run more than once: answer

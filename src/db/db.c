@@ -334,6 +334,8 @@ static int fail(tern_req *req, tern_db *db, db_err *e, const char *sql)
     int log = 1;
 
     atomic_fetch_add(&root->errors, 1);
+    if (db->tx_conn != NULL && db->tx_failed == 0)
+        db->tx_failed = e->code;
     if (db->tx_conn != NULL && e->code == TERN_ERETRY) {
         db->tx_retry = 1; /* tern_db_tx reruns the transaction */
         tern_log(TERN_LOG_DEBUG, "db: transaction conflict (%s), will retry", e->sqlstate);
@@ -484,6 +486,18 @@ int db_tx_run(tern_req *req, tern_db *db, tern_db_tx_fn fn, void *arg, int check
         tx.tx_conn = c;
         c->in_tx = 1;
         rc = fn(req, &tx, arg);
+        if (rc == 0 && tx.tx_failed != 0 && !tx.tx_retry) {
+            /*
+             * fn ignored a failed statement.  PostgreSQL has aborted the
+             * transaction (its COMMIT would quietly roll back); SQLite would
+             * commit the rest.  One rule for both: nothing is committed.
+             */
+            tern_log(TERN_LOG_WARN,
+                     "db: transaction rolled back: a statement in it failed (%s) "
+                     "and the function returned 0",
+                     tern_strerror(tx.tx_failed));
+            rc = tx.tx_failed;
+        }
         if (rc == 0 && !tx.tx_retry) {
             rc = db_conn_script(c, "COMMIT", &e);
             if (rc == TERN_ERETRY)

@@ -181,6 +181,7 @@ struct tern_db {
     db_conn *tx_conn;            /* set on transaction handles only */
     tern_db *parent;             /* transaction handle: the pool it came from */
     int tx_retry;                /* transaction handle: a statement asked for a retry */
+    int tx_failed;               /* transaction handle: first failed statement's code */
     _Atomic int mig_state;       /* MIG_* */
     _Atomic unsigned long errors; /* statements that failed */
     _Atomic long long unavail_logged_ms; /* last 503 logged: at most one a second */

@@ -652,7 +652,19 @@ static int sq_connect(tern_db *db, db_pool *pool, db_conn **out, db_err *e)
     rc = sqlite3_exec(c->h, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
     if (rc == SQLITE_OK && c->writer) {
         /* WAL is recorded in the file: set once, every connection uses it. */
-        rc = pragma_text(c->h, "PRAGMA journal_mode=WAL", mode, sizeof mode);
+        /*
+         * Switching a fresh file to WAL needs its exclusive lock, and SQLite
+         * answers BUSY at once there instead of calling the busy handler (to
+         * avoid a deadlock): when several processes open a new database
+         * together, retry for busy_timeout_ms.  The writer connects on the
+         * offload pool, so sleeping here stalls no request.
+         */
+        for (int waited = 0;; waited += 10) {
+            rc = pragma_text(c->h, "PRAGMA journal_mode=WAL", mode, sizeof mode);
+            if ((rc & 0xff) != SQLITE_BUSY || waited >= db->cfg.busy_timeout_ms)
+                break;
+            sqlite3_sleep(10);
+        }
         if (rc == SQLITE_OK && !c->memory && !ieq(mode, "wal"))
             tern_log(TERN_LOG_WARN, "sqlite %s: journal_mode is %s, not wal", path, mode);
         if (rc == SQLITE_OK)

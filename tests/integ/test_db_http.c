@@ -1,0 +1,829 @@
+/*
+ * test_db_http.c - the db layer under HTTP, against tern-dbapp (dbapp.c) on
+ * SQLite (suite db_sqlite) and on PostgreSQL (suite db_pg):
+ *
+ *   - CRUD, and each db error as its status: 404, 409 (unique, foreign key),
+ *     422 (not null, check), 500 (a broken statement), with problem+json
+ *     bodies that never carry SQL text or driver messages;
+ *   - pool exhaustion: 503 with Retry-After, then recovery;
+ *   - 50 concurrent writers: every insert 201, none lost;
+ *   - four servers starting at once on one fresh database: each migration
+ *     runs once;
+ *   - PostgreSQL stopped and restarted under load (a private instance from
+ *     scripts/pg-test.sh): fast 503s while down, 2xx again after, the server
+ *     alive throughout and exiting 0 (and, under ASan, without leaks);
+ *   - statement timeout and an unreachable database: 503.
+ *
+ * PostgreSQL tests need TERN_TEST_PG_URL (scripts/run-tests.sh exports it);
+ * without it they fail.  Each test gets a database (or SQLite file) of its own.
+ */
+#include <errno.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "harness.h"
+
+#define TH_DBAPP "TERN_DBAPP"
+
+enum kind { K_SQLITE, K_PG };
+
+static struct {
+    int kind;
+    char url[512];
+    char path[256];
+    char pgname[64];
+    char state[256];   /* private PostgreSQL instance, if any */
+    th_server srv[4];
+} T;
+
+/* ------------------------------------------------------------------------ */
+/* Databases                                                                  */
+
+static const char *pg_admin_url(void)
+{
+    const char *u = getenv("TERN_TEST_PG_URL");
+
+    cr_assert(u != NULL && u[0] != '\0',
+              "TERN_TEST_PG_URL is not set: the PostgreSQL tests need the server that "
+              "scripts/run-tests.sh starts (by hand: eval \"$(sh scripts/pg-test.sh start "
+              ">/dev/null && sh scripts/pg-test.sh env)\")");
+    return u;
+}
+
+static void pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(pg_admin_url());
+    PGresult *r;
+    char msg[512];
+    int ok;
+
+    cr_assert(PQstatus(c) == CONNECTION_OK, "cannot reach PostgreSQL: %s", PQerrorMessage(c));
+    r = PQexec(c, sql);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    cr_assert(ok, "%s: %s", sql, msg);
+}
+
+static void prepare(int kind)
+{
+    static unsigned seq;
+
+    memset(&T, 0, sizeof T);
+    T.kind = kind;
+    if (kind == K_SQLITE) {
+        snprintf(T.path, sizeof T.path, "/tmp/tern-dbhttp-%d-%u.db", (int)getpid(), seq++);
+        snprintf(T.url, sizeof T.url, "sqlite:%s", T.path);
+    } else {
+        const char *u = pg_admin_url(), *slash = strrchr(u, '/');
+        char sql[128];
+
+        snprintf(T.pgname, sizeof T.pgname, "tern_h_%d_%u", (int)getpid(), seq++);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", T.pgname);
+        pg_admin(sql);
+        snprintf(T.url, sizeof T.url, "%.*s/%s", (int)(slash - u), u, T.pgname);
+    }
+}
+
+static void teardown(void)
+{
+    th_cleanup_all();
+    if (T.path[0]) {
+        static const char *sfx[] = { "", "-wal", "-shm", "-journal" };
+        char p[300];
+        for (unsigned i = 0; i < 4; i++) {
+            snprintf(p, sizeof p, "%s%s", T.path, sfx[i]);
+            unlink(p);
+        }
+    }
+    if (T.pgname[0]) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", T.pgname);
+        pg_admin(sql);
+    }
+    if (T.state[0]) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "sh '%s' stop '%s'", getenv("TERN_TEST_PG_SCRIPT"), T.state);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not stop the private PostgreSQL (%s)\n", T.state);
+    }
+}
+
+/* One integer from the database, read with the native client. */
+static long raw_scalar(const char *sql)
+{
+    long n = -1;
+
+    if (T.kind == K_PG) {
+        PGconn *c = PQconnectdb(T.url);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            n = atol(PQgetvalue(r, 0, 0));
+        else
+            fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+    } else {
+        sqlite3 *d = NULL;
+        sqlite3_stmt *st;
+        if (sqlite3_open(T.path, &d) == SQLITE_OK &&
+            sqlite3_prepare_v2(d, sql, -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                n = (long)sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        } else {
+            fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(d));
+        }
+        sqlite3_close(d);
+    }
+    return n;
+}
+
+/* Starts tern-dbapp number i on T.url with extra flags (NULL-terminated). */
+#define START(i, ...)                                                                              \
+    cr_assert_eq(th_start(&T.srv[i], TH_DBAPP, "--db", T.url, ##__VA_ARGS__, NULL), 0,           \
+                 "tern-dbapp did not start")
+
+#define STOP_OK(i)                                                                                 \
+    cr_assert_eq(th_stop(&T.srv[i], 5000), 0, "tern-dbapp did not exit 0 on SIGTERM")
+
+/* ------------------------------------------------------------------------ */
+/* HTTP                                                                       */
+
+/* One request on a new connection; returns the th_read code. */
+static int http(int port, const char *method, const char *path, const char *body, th_resp *r,
+                int timeout_ms)
+{
+    th_conn c;
+    char head[1024];
+    size_t blen = body ? strlen(body) : 0;
+    int n, rc;
+
+    memset(r, 0, sizeof *r);
+    if (th_connect(&c, port) != 0)
+        return TH_CLOSED;
+    n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+                 method, path, blen);
+    rc = th_send(&c, head, (size_t)n);
+    if (rc == 0 && blen)
+        rc = th_send(&c, body, blen);
+    rc = rc == 0 ? th_read_final(&c, r, timeout_ms, 0, NULL) : TH_CLOSED;
+    th_close(&c);
+    return rc;
+}
+
+static void must(int port, const char *method, const char *path, const char *body, th_resp *r)
+{
+    int rc = http(port, method, path, body, r, TH_TIMEOUT_MS);
+
+    TH_ASSERT_OK(rc, path);
+}
+
+/* What a client must never see in an error body. */
+static void assert_no_leak(const th_resp *r)
+{
+    static const char *bad[] = {
+        "SELECT", "INSERT", "SELEC ", "FROM", "items", "tags", "secret_column", "ERROR",
+        "FATAL", "sqlite", "SQLITE", "SQLSTATE", "duplicate key", "violates unique",
+        "violates foreign", "violates check", "null value", "UNIQUE constraint",
+        "NOT NULL constraint", "CHECK constraint", "FOREIGN KEY", "syntax", "Key (", "23505",
+        "pg_sleep", "canceling statement", "terminating connection", "shutting down",
+        "Connection refused", "could not connect", "server closed", "libpq", "postgres",
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert(r->body == NULL || strstr(r->body, bad[i]) == NULL,
+                  "status %d body leaks '%s': %s", r->status, bad[i], r->body);
+    for (unsigned i = 0; i < r->nh; i++)
+        cr_assert(strstr(r->h[i].value, "SELECT") == NULL && strstr(r->h[i].value, "sqlite") == NULL,
+                  "header %s leaks: %s", r->h[i].name, r->h[i].value);
+}
+
+static void assert_503(const th_resp *r)
+{
+    const char *ra = th_hdr(r, "Retry-After");
+
+    TH_ASSERT_PROBLEM(r, 503);
+    cr_assert(ra != NULL && atoi(ra) >= 1, "503 without a Retry-After of at least 1 s: %s", r->head);
+    assert_no_leak(r);
+}
+
+static void expect_problem(int port, const char *method, const char *path, const char *body, int status)
+{
+    th_resp r;
+
+    must(port, method, path, body, &r);
+    TH_ASSERT_PROBLEM(&r, status);
+    assert_no_leak(&r);
+    th_resp_free(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* CRUD and error statuses                                                    */
+
+static void crud_and_errors(void)
+{
+    static const char evil[] = "x'); DROP TABLE items; --";
+    char path[64], s[256];
+    th_resp r;
+    long id = 0, n = 0;
+    int port;
+
+    START(0);
+    port = T.srv[0].port;
+
+    must(port, "POST", "/items?qty=3", "apple", &r);
+    TH_ASSERT_STATUS(&r, 201);
+    cr_assert_eq(th_json_int(r.body, "id", &id), 0, "%s", r.body);
+    cr_assert_eq(th_json_str(r.body, "name", s, sizeof s), 0);
+    cr_assert_str_eq(s, "apple");
+    th_resp_free(&r);
+
+    snprintf(path, sizeof path, "/items/%ld", id);
+    must(port, "GET", path, NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    cr_assert(th_json_int(r.body, "qty", &n) == 0 && n == 3, "%s", r.body);
+    th_resp_free(&r);
+
+    /* Hostile text is stored verbatim; the table survives. */
+    must(port, "POST", "/items", evil, &r);
+    TH_ASSERT_STATUS(&r, 201);
+    cr_assert_eq(th_json_int(r.body, "id", &id), 0);
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/items/%ld", id);
+    must(port, "GET", path, NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    cr_assert_eq(th_json_str(r.body, "name", s, sizeof s), 0);
+    cr_assert_str_eq(s, evil);
+    th_resp_free(&r);
+
+    expect_problem(port, "GET", "/items/999999", NULL, 404);
+    expect_problem(port, "POST", "/items", "apple", 409);          /* unique */
+    expect_problem(port, "POST", "/items/999999/tags", "red", 409); /* foreign key */
+    expect_problem(port, "POST", "/items", "", 422);                /* not null */
+    expect_problem(port, "POST", "/items?qty=-1", "pear", 422);     /* check */
+    expect_problem(port, "GET", "/bad", NULL, 500);                 /* syntax error */
+
+    snprintf(path, sizeof path, "/items/%ld/tags", id);
+    must(port, "POST", path, "red", &r);
+    TH_ASSERT_STATUS(&r, 201);
+    th_resp_free(&r);
+
+    must(port, "GET", "/count", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    cr_assert(th_json_int(r.body, "n", &n) == 0 && n == 2, "%s", r.body);
+    th_resp_free(&r);
+    must(port, "GET", "/ready", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+    STOP_OK(0);
+}
+
+Test(db_sqlite, crud_and_error_statuses, .fini = teardown, .timeout = 60)
+{
+    prepare(K_SQLITE);
+    crud_and_errors();
+}
+
+Test(db_pg, crud_and_error_statuses, .fini = teardown, .timeout = 60)
+{
+    prepare(K_PG);
+    crud_and_errors();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pool exhaustion                                                            */
+
+struct holdreq {
+    int port;
+    pthread_barrier_t *go;
+    th_resp r;
+    int rc;
+    double ms;
+};
+
+static void *hold_thread(void *arg)
+{
+    struct holdreq *h = arg;
+    double t0;
+
+    pthread_barrier_wait(h->go);
+    t0 = th_now_ms();
+    h->rc = http(h->port, "GET", "/hold/1500", NULL, &h->r, 5000);
+    h->ms = th_now_ms() - t0;
+    return NULL;
+}
+
+static void pool_exhaustion(void)
+{
+    enum { N = 6 };
+    struct holdreq h[N];
+    pthread_t th[N];
+    pthread_barrier_t go;
+    th_resp r;
+    int ok = 0, unavailable = 0;
+    int port;
+
+    START(0, "--pool", "2", "--acquire-ms", "300", "--workers", "2");
+    port = T.srv[0].port;
+    /* Warm up: migrations done, a connection open. */
+    must(port, "GET", "/count", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+
+    pthread_barrier_init(&go, NULL, N);
+    for (int i = 0; i < N; i++) {
+        memset(&h[i], 0, sizeof h[i]);
+        h[i].port = port;
+        h[i].go = &go;
+        pthread_create(&th[i], NULL, hold_thread, &h[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < N; i++) {
+        TH_ASSERT_OK(h[i].rc, "/hold");
+        if (h[i].r.status == 200) {
+            ok++;
+        } else {
+            assert_503(&h[i].r);
+            cr_assert_lt(h[i].ms, 1200, "a 503 took %.0f ms (acquire timeout 300 ms)", h[i].ms);
+            unavailable++;
+        }
+        th_resp_free(&h[i].r);
+    }
+    cr_assert_geq(ok, 1, "no request got the connection");
+    cr_assert_geq(unavailable, 1, "the pool of %s never ran out", T.kind == K_PG ? "2" : "1 writer");
+    cr_assert_leq(ok, T.kind == K_PG ? 2 : 3, "%d holders with 2 connections", ok);
+
+    /* Recovered. */
+    must(port, "GET", "/count", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+    must(port, "GET", "/hold/10", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+    STOP_OK(0);
+}
+
+Test(db_sqlite, pool_exhaustion_503_then_recovery, .fini = teardown, .timeout = 60)
+{
+    prepare(K_SQLITE);
+    pool_exhaustion();
+}
+
+Test(db_pg, pool_exhaustion_503_then_recovery, .fini = teardown, .timeout = 60)
+{
+    prepare(K_PG);
+    pool_exhaustion();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Concurrent writers                                                         */
+
+struct writer {
+    int port, id, n;
+    int created, unavailable, other, errors, last_status;
+    pthread_barrier_t *go;
+};
+
+static void *writer_thread(void *arg)
+{
+    struct writer *w = arg;
+    th_conn c;
+    int connected = 0;
+
+    pthread_barrier_wait(w->go);
+    for (int i = 0; i < w->n; i++) {
+        char req[256], name[32];
+        th_resp r;
+        int len, rc;
+
+        if (!connected) {
+            if (th_connect(&c, w->port) != 0) {
+                w->errors++;
+                continue;
+            }
+            connected = 1;
+        }
+        len = snprintf(name, sizeof name, "w%02d-%03d", w->id, i);
+        snprintf(req, sizeof req, "POST /items HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s",
+                 len, name);
+        rc = th_send_str(&c, req);
+        rc = rc == 0 ? th_read_final(&c, &r, 20000, 0, NULL) : TH_CLOSED;
+        if (rc != TH_OK) {
+            w->errors++;
+            th_close(&c);
+            connected = 0;
+            continue;
+        }
+        w->last_status = r.status;
+        if (r.status == 201)
+            w->created++;
+        else if (r.status == 503)
+            w->unavailable++;
+        else
+            w->other++;
+        if (th_hdr_has_token(&r, "Connection", "close")) {
+            th_close(&c);
+            connected = 0;
+        }
+        th_resp_free(&r);
+    }
+    if (connected)
+        th_close(&c);
+    return NULL;
+}
+
+static void concurrent_writers(void)
+{
+    enum { NW = 50, PER = 20 };
+    struct writer w[NW];
+    pthread_t th[NW];
+    pthread_barrier_t go;
+    th_resp r;
+    long n = -1;
+
+    /* A long acquire timeout: writers must queue, not fail. */
+    START(0, "--pool", "4", "--acquire-ms", "20000", "--workers", "4");
+    must(T.srv[0].port, "GET", "/ready", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+
+    pthread_barrier_init(&go, NULL, NW);
+    for (int i = 0; i < NW; i++) {
+        w[i] = (struct writer){ .port = T.srv[0].port, .id = i, .n = PER, .go = &go };
+        cr_assert_eq(pthread_create(&th[i], NULL, writer_thread, &w[i]), 0);
+    }
+    for (int i = 0; i < NW; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < NW; i++) {
+        cr_assert_eq(w[i].created, PER,
+                     "writer %d: %d created, %d x 503, %d other (last status %d), %d I/O errors", i,
+                     w[i].created, w[i].unavailable, w[i].other, w[i].last_status, w[i].errors);
+    }
+    must(T.srv[0].port, "GET", "/count", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    cr_assert(th_json_int(r.body, "n", &n) == 0 && n == NW * PER, "count %ld, expected %d", n,
+              NW * PER);
+    th_resp_free(&r);
+    STOP_OK(0);
+    cr_assert_eq(raw_scalar("SELECT count(*) FROM items"), NW * PER, "rows on disk");
+}
+
+Test(db_sqlite, fifty_concurrent_writers_lose_nothing, .fini = teardown, .timeout = 120)
+{
+    prepare(K_SQLITE);
+    concurrent_writers();
+}
+
+Test(db_pg, fifty_concurrent_writers_lose_nothing, .fini = teardown, .timeout = 120)
+{
+    prepare(K_PG);
+    concurrent_writers();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Migrations under concurrent starts                                         */
+
+struct prober {
+    int port;
+    pthread_barrier_t *go;
+    int status;
+};
+
+static void *probe_thread(void *arg)
+{
+    struct prober *p = arg;
+    th_resp r;
+
+    pthread_barrier_wait(p->go);
+    p->status = http(p->port, "GET", "/ready", NULL, &r, 15000) == TH_OK ? r.status : -1;
+    th_resp_free(&r);
+    return NULL;
+}
+
+static void concurrent_starts(void)
+{
+    enum { N = 4 };
+    struct prober p[N];
+    pthread_t th[N];
+    pthread_barrier_t go;
+
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(th_start(&T.srv[i], TH_DBAPP, "--db", T.url, "--workers", "1", "--acquire-ms",
+                              "10000", NULL),
+                     0);
+    /* All four connect (and migrate) at the same moment. */
+    pthread_barrier_init(&go, NULL, N);
+    for (int i = 0; i < N; i++) {
+        p[i] = (struct prober){ T.srv[i].port, &go, 0 };
+        pthread_create(&th[i], NULL, probe_thread, &p[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < N; i++) {
+        if (p[i].status != 200)
+            th_dump_log(&T.srv[i]);
+        cr_assert_eq(p[i].status, 200, "server %d: /ready answered %d", i, p[i].status);
+    }
+    for (int i = 0; i < N; i++) {
+        th_resp r;
+        long n = -1;
+        must(T.srv[i].port, "GET", "/runs", NULL, &r);
+        TH_ASSERT_STATUS(&r, 200);
+        cr_assert(th_json_int(r.body, "n", &n) == 0 && n == 1,
+                  "server %d: the row-inserting migration ran %ld times", i, n);
+        th_resp_free(&r);
+    }
+    for (int i = 0; i < N; i++)
+        STOP_OK(i);
+    cr_assert_eq(raw_scalar("SELECT count(*) FROM tern_migrations"), 3);
+    cr_assert_eq(raw_scalar("SELECT count(DISTINCT name) FROM tern_migrations"), 3);
+    cr_assert_eq(raw_scalar("SELECT count(*) FROM runs"), 1);
+}
+
+Test(db_sqlite, migrations_once_under_concurrent_starts, .fini = teardown, .timeout = 60)
+{
+    prepare(K_SQLITE);
+    concurrent_starts();
+}
+
+Test(db_pg, migrations_once_under_concurrent_starts, .fini = teardown, .timeout = 60)
+{
+    prepare(K_PG);
+    concurrent_starts();
+}
+
+/* ------------------------------------------------------------------------ */
+/* PostgreSQL: statement timeout, unreachable server                          */
+
+Test(db_pg, statement_timeout_503, .fini = teardown, .timeout = 60)
+{
+    th_resp r;
+    double t0;
+
+    prepare(K_PG);
+    START(0, "--stmt-timeout-ms", "200");
+    t0 = th_now_ms();
+    must(T.srv[0].port, "GET", "/sleep/3000", NULL, &r);
+    cr_assert_lt(th_now_ms() - t0, 1500, "the statement ran %.0f ms", th_now_ms() - t0);
+    assert_503(&r);
+    th_resp_free(&r);
+    must(T.srv[0].port, "GET", "/sleep/10", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+    STOP_OK(0);
+}
+
+/*
+ * A request waiting on PostgreSQL does not delay other requests on the same
+ * worker: one worker, a 600 ms pg_sleep in flight, and meanwhile quick
+ * database requests on other connections answer in a few milliseconds.
+ */
+static void *slow_thread(void *arg)
+{
+    th_resp *r = arg;
+
+    http(T.srv[0].port, "GET", "/sleep/600", NULL, r, 5000);
+    return NULL;
+}
+
+Test(db_pg, waiting_query_does_not_block_the_worker, .fini = teardown, .timeout = 60)
+{
+    th_resp slow, r;
+    pthread_t t;
+    double t0, worst = 0;
+
+    prepare(K_PG);
+    START(0, "--workers", "1", "--pool", "4");
+    must(T.srv[0].port, "GET", "/count", NULL, &r); /* warm: connect and migrate */
+    th_resp_free(&r);
+    t0 = th_now_ms();
+    cr_assert_eq(pthread_create(&t, NULL, slow_thread, &slow), 0);
+    th_sleep_ms(100); /* the slow statement is now waiting in PostgreSQL */
+    for (int i = 0; i < 10; i++) {
+        double q = th_now_ms();
+
+        must(T.srv[0].port, "GET", "/count", NULL, &r);
+        TH_ASSERT_STATUS(&r, 200);
+        th_resp_free(&r);
+        if (th_now_ms() - q > worst)
+            worst = th_now_ms() - q;
+    }
+    cr_assert_lt(th_now_ms() - t0, 550, "the quick requests finished only after the slow one");
+    pthread_join(t, NULL);
+    TH_ASSERT_STATUS(&slow, 200);
+    cr_assert_geq(th_now_ms() - t0, 600, "the slow request did not wait in the database");
+    th_resp_free(&slow);
+    cr_assert_lt(worst, 50, "a quick request took %.1f ms while a query waited", worst);
+    STOP_OK(0);
+}
+
+Test(db_pg, unreachable_database_503_and_not_ready, .fini = teardown, .timeout = 60)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    th_resp r;
+    double t0;
+
+    memset(&T, 0, sizeof T);
+    T.kind = K_PG;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd); /* nothing listens there now */
+    snprintf(T.url, sizeof T.url, "postgres://postgres@127.0.0.1:%d/postgres", ntohs(a.sin_port));
+
+    START(0);
+    for (int i = 0; i < 3; i++) {
+        t0 = th_now_ms();
+        must(T.srv[0].port, "POST", "/items", "x", &r);
+        assert_503(&r);
+        cr_assert_lt(th_now_ms() - t0, 1000);
+        th_resp_free(&r);
+    }
+    must(T.srv[0].port, "GET", "/ready", NULL, &r);
+    TH_ASSERT_STATUS(&r, 503);
+    th_resp_free(&r);
+    STOP_OK(0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* PostgreSQL stopped and restarted under load                                */
+
+static int pg_script(const char *verb, char *out, size_t cap)
+{
+    const char *script = getenv("TERN_TEST_PG_SCRIPT");
+    char cmd[800];
+    FILE *f;
+    int rc;
+
+    cr_assert(script != NULL, "TERN_TEST_PG_SCRIPT is not set (run through meson test)");
+    snprintf(cmd, sizeof cmd, "sh '%s' %s '%s'", script, verb, T.state);
+    f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    if (out) {
+        out[0] = '\0';
+        if (fgets(out, (int)cap, f) != NULL)
+            out[strcspn(out, "\n")] = '\0';
+    }
+    while (fgetc(f) != EOF) {
+    }
+    rc = pclose(f);
+    return rc;
+}
+
+enum { PH_UP, PH_DOWN, PH_BACK, PH_N };
+
+static struct load {
+    int port;
+    volatile int phase, stop;
+    pthread_mutex_t mu;
+    int n[PH_N], created[PH_N], unavailable[PH_N], other[PH_N], io[PH_N];
+    int other_status;
+    double max_503_ms;
+    double first_back_ms; /* time of the first 201 after the restart */
+    int bad_503;          /* 503s without Retry-After or not problem+json */
+    int leaked;           /* error bodies with driver text */
+    char leak[256];
+} L;
+
+static int leaks(const th_resp *r)
+{
+    static const char *bad[] = { "ERROR", "FATAL", "terminating", "shutting down", "refused",
+                                 "could not", "server closed", "INSERT", "postgres" };
+    for (unsigned i = 0; r->body && i < sizeof bad / sizeof bad[0]; i++)
+        if (strstr(r->body, bad[i]))
+            return 1;
+    return 0;
+}
+
+static void *load_thread(void *arg)
+{
+    long me = (long)arg;
+
+    for (long i = 0; !L.stop; i++) {
+        char name[48];
+        th_resp r;
+        int ph = L.phase;
+        double t0 = th_now_ms(), dt;
+        int rc;
+
+        snprintf(name, sizeof name, "load-%ld-%ld", me, i);
+        rc = http(L.port, "POST", "/items", name, &r, 5000);
+        dt = th_now_ms() - t0;
+        pthread_mutex_lock(&L.mu);
+        L.n[ph]++;
+        if (rc != TH_OK) {
+            L.io[ph]++;
+        } else if (r.status == 201) {
+            L.created[ph]++;
+            if (ph == PH_BACK && L.first_back_ms == 0)
+                L.first_back_ms = th_now_ms();
+        } else if (r.status == 503) {
+            const char *ct = th_hdr(&r, "Content-Type"), *ra = th_hdr(&r, "Retry-After");
+            L.unavailable[ph]++;
+            if (dt > L.max_503_ms)
+                L.max_503_ms = dt;
+            if (ra == NULL || ct == NULL || strncmp(ct, "application/problem+json", 24) != 0)
+                L.bad_503++;
+        } else {
+            L.other[ph]++;
+            L.other_status = r.status;
+        }
+        if (rc == TH_OK && r.status >= 400 && leaks(&r) && !L.leaked) {
+            L.leaked = 1;
+            snprintf(L.leak, sizeof L.leak, "%s", r.body);
+        }
+        pthread_mutex_unlock(&L.mu);
+        int status = rc == TH_OK ? r.status : 0;
+        th_resp_free(&r);
+        if (status != 201)
+            th_sleep_ms(10); /* load, not a flood */
+    }
+    return NULL;
+}
+
+Test(db_pg, stopped_and_restarted_under_load, .fini = teardown, .timeout = 120)
+{
+    enum { NT = 4 };
+    pthread_t th[NT];
+    char url[256];
+    th_resp r;
+    double t_resume;
+
+    memset(&T, 0, sizeof T);
+    T.kind = K_PG;
+    snprintf(T.state, sizeof T.state, "/tmp/tern-pg-restart-%d.state", (int)getpid());
+    cr_assert_eq(pg_script("start", url, sizeof url), 0, "could not start a private PostgreSQL");
+    cr_assert(strncmp(url, "postgres://", 11) == 0, "pg-test.sh start printed '%s'", url);
+    snprintf(T.url, sizeof T.url, "%s", url);
+
+    START(0, "--pool", "4", "--acquire-ms", "300", "--backoff-max-ms", "300", "--stmt-timeout-ms",
+          "2000", "--workers", "2");
+    must(T.srv[0].port, "GET", "/ready", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+
+    memset(&L, 0, sizeof L);
+    pthread_mutex_init(&L.mu, NULL);
+    L.port = T.srv[0].port;
+    L.phase = PH_UP;
+    for (long i = 0; i < NT; i++)
+        pthread_create(&th[i], NULL, load_thread, (void *)i);
+
+    th_sleep_ms(400);
+    L.phase = PH_DOWN;
+    cr_assert_eq(pg_script("pause", NULL, 0), 0, "pg_ctl stop failed");
+    th_sleep_ms(1200);
+    L.phase = PH_BACK;
+    t_resume = th_now_ms();
+    cr_assert_eq(pg_script("resume", NULL, 0), 0, "pg_ctl start failed");
+    for (int i = 0; i < 200 && L.first_back_ms == 0; i++)
+        th_sleep_ms(50);
+    th_sleep_ms(300);
+    L.stop = 1;
+    for (int i = 0; i < NT; i++)
+        pthread_join(th[i], NULL);
+
+    fprintf(stderr,
+            "restart: up %d/%d created; down %d x 503, %d created, %d other; back %d created, "
+            "%d x 503 (first 201 %.0f ms after restart); slowest 503 %.0f ms\n",
+            L.created[PH_UP], L.n[PH_UP], L.unavailable[PH_DOWN], L.created[PH_DOWN],
+            L.other[PH_DOWN], L.created[PH_BACK], L.unavailable[PH_BACK],
+            L.first_back_ms ? L.first_back_ms - t_resume : -1.0, L.max_503_ms);
+    cr_assert_gt(L.created[PH_UP], 0, "no 201 before the stop");
+    cr_assert_eq(L.created[PH_UP], L.n[PH_UP], "failures before the stop");
+    cr_assert_gt(L.unavailable[PH_DOWN], 0, "no 503 while the database was down");
+    for (int ph = 0; ph < PH_N; ph++) {
+        cr_assert_eq(L.other[ph], 0, "phase %d: status %d (only 201 and 503 are right)", ph,
+                     L.other_status);
+        cr_assert_eq(L.io[ph], 0, "phase %d: %d requests got no complete response", ph, L.io[ph]);
+    }
+    cr_assert_eq(L.bad_503, 0, "503s without Retry-After or problem+json");
+    cr_assert(!L.leaked, "an error body leaks driver text: %s", L.leak);
+    cr_assert_lt(L.max_503_ms, 1500, "a 503 took %.0f ms", L.max_503_ms);
+    cr_assert_gt(L.first_back_ms, 0, "no 201 within 10 s of the restart");
+    cr_assert_gt(L.created[PH_BACK], 0);
+
+    must(T.srv[0].port, "GET", "/ready", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+    must(T.srv[0].port, "GET", "/count", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    th_resp_free(&r);
+    cr_assert_eq(th_wait(&T.srv[0], 0), -2, "tern-dbapp died");
+    STOP_OK(0);
+}
