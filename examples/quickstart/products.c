@@ -107,11 +107,8 @@ static int list(tern_req *req)
 
 static int get(tern_req *req)
 {
-    tern_db_rows *rs;
-    int rc = tern_db_one(req, db, "SELECT " COLS " FROM products WHERE id = $1",
-                         TERN_DB_ARGS(id_arg(req)), &rs);
-
-    return rc ? rc : tern_db_send_row(req, 200, rs);
+    return tern_db_send_one(req, db, 200, "SELECT " COLS " FROM products WHERE id = $1",
+                            TERN_DB_ARGS(id_arg(req)));
 }
 
 static int create(tern_req *req)
@@ -142,25 +139,22 @@ static int create(tern_req *req)
 static int update(tern_req *req)
 {
     json_t *b = tern_req_valid_body(req);
-    tern_db_rows *rs;
     int bad = 0, put = tern_str_eq(tern_req_method(req), TERN_STR("PUT"));
     tern_db_val price = cents(b, "price", &bad);
-    int rc;
 
     if (bad)
         return bad_price(req, "body", "/price");
-    rc = tern_db_one(req, db,
-                     "UPDATE products SET owner_id = COALESCE($2, owner_id), "
-                     "name = COALESCE($3, name), sku = COALESCE($4, sku), "
-                     "price_cents = COALESCE($5, price_cents), "
-                     "description = CASE WHEN $6 THEN $7 ELSE description END, updated_at = $8 "
-                     "WHERE id = $1 RETURNING " COLS,
-                     TERN_DB_ARGS(id_arg(req), tern_db_jarg(b, "owner_id"), tern_db_jarg(b, "name"),
-                                  tern_db_jarg(b, "sku"), price,
-                                  tern_db_bool(put || json_object_get(b, "description") != NULL),
-                                  tern_db_jarg(b, "description"), now_arg(req)),
-                     &rs);
-    return rc ? rc : tern_db_send_row(req, 200, rs);
+    return tern_db_send_one(
+        req, db, 200,
+        "UPDATE products SET owner_id = COALESCE($2, owner_id), "
+        "name = COALESCE($3, name), sku = COALESCE($4, sku), "
+        "price_cents = COALESCE($5, price_cents), "
+        "description = CASE WHEN $6 THEN $7 ELSE description END, updated_at = $8 "
+        "WHERE id = $1 RETURNING " COLS,
+        TERN_DB_ARGS(id_arg(req), tern_db_jarg(b, "owner_id"), tern_db_jarg(b, "name"),
+                     tern_db_jarg(b, "sku"), price,
+                     tern_db_bool(put || json_object_get(b, "description") != NULL),
+                     tern_db_jarg(b, "description"), now_arg(req)));
 }
 
 static int destroy(tern_req *req)

@@ -18,10 +18,7 @@ static const tern_schema patch_s = { .type = TERN_OBJECT, .properties = patch_pr
 static const char *const sorts[] = { "-created_at", "created_at", "name", "-name", NULL };
 static const tern_schema sort_s = { .type = TERN_STRING, .enum_values = sorts };
 static const tern_prop list_props[] = {
-    PAGE_PROPS,
-    { "email", &email_s, 0 },
-    { "sort", &sort_s, 0 },
-    { 0 },
+    PAGE_PROPS, { "email", &email_s, 0 }, { "sort", &sort_s, 0 }, { 0 }
 };
 static const tern_schema list_s = { .type = TERN_OBJECT, .properties = list_props };
 
@@ -45,10 +42,8 @@ static int list(tern_req *req)
 
 static int get(tern_req *req)
 {
-    tern_db_rows *rs;
-    int rc = tern_db_one(req, db, "SELECT " COLS " FROM users WHERE id = $1",
-                         TERN_DB_ARGS(id_arg(req)), &rs);
-    return rc ? rc : tern_db_send_row(req, 200, rs);
+    return tern_db_send_one(req, db, 200, "SELECT " COLS " FROM users WHERE id = $1",
+                            TERN_DB_ARGS(id_arg(req)));
 }
 
 static int create(tern_req *req)
@@ -67,14 +62,11 @@ static int create(tern_req *req)
 static int update(tern_req *req)
 {
     json_t *b = tern_req_valid_body(req);
-    tern_db_rows *rs;
-    int rc = tern_db_one(
-        req, db,
-        "UPDATE users SET name = COALESCE($2, name), "
-        "email = COALESCE($3, email), updated_at = $4 WHERE id = $1 RETURNING " COLS,
-        TERN_DB_ARGS(id_arg(req), tern_db_jarg(b, "name"), tern_db_jarg(b, "email"), now_arg(req)),
-        &rs);
-    return rc ? rc : tern_db_send_row(req, 200, rs);
+    return tern_db_send_one(
+        req, db, 200,
+        "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), "
+        "updated_at = $4 WHERE id = $1 RETURNING " COLS,
+        TERN_DB_ARGS(id_arg(req), tern_db_jarg(b, "name"), tern_db_jarg(b, "email"), now_arg(req)));
 }
 
 static int destroy(tern_req *req)

@@ -62,11 +62,11 @@ typedef struct tern_db_rows tern_db_rows;
 enum tern_db_type {
     TERN_DB_NULL,
     TERN_DB_BOOL,
-    TERN_DB_INT,    /* int64 */
+    TERN_DB_INT, /* int64 */
     TERN_DB_DOUBLE,
-    TERN_DB_TEXT,   /* UTF-8 text */
-    TERN_DB_BLOB,   /* bytes */
-    TERN_DB_JSON    /* JSON text (json/jsonb on PostgreSQL, TEXT on SQLite) */
+    TERN_DB_TEXT, /* UTF-8 text */
+    TERN_DB_BLOB, /* bytes */
+    TERN_DB_JSON  /* JSON text (json/jsonb on PostgreSQL, TEXT on SQLite) */
 };
 
 /** A typed value: a bound parameter, or a cell of a result. */
@@ -168,23 +168,23 @@ typedef struct tern_db_migration {
  * below), then set url and whatever else.  Times are milliseconds.
  */
 typedef struct tern_db_config {
-    const char *url;              /* see the top of this file; required */
-    unsigned min_conns;           /* kept open once reachable, default 1 */
-    unsigned max_conns;           /* hard cap, default 16 (SQLite: readers) */
-    int acquire_timeout_ms;       /* wait for a free connection, default 5000 -> 503 */
-    unsigned max_waiters;         /* queued acquirers beyond which -> 503 at once, 1024 */
-    int idle_timeout_ms;          /* idle connections above min closed, default 60000 */
-    int max_lifetime_ms;          /* connections replaced after, default 1800000 */
-    int connect_timeout_ms;       /* default 5000 */
-    int statement_timeout_ms;     /* per statement, default 30000 -> 503; 0 = none */
-    int busy_timeout_ms;          /* SQLite busy_timeout, default 5000 */
-    unsigned stmt_cache;          /* prepared statements per connection, default 128 */
-    unsigned tx_retries;          /* reruns of a conflicting transaction, default 3 */
-    int backoff_min_ms;           /* first reconnect delay after a failure, default 100 */
-    int backoff_max_ms;           /* reconnect delay cap, default 10000 */
-    int retry_after_s;            /* Retry-After on 503, default 1 */
+    const char *url;                     /* see the top of this file; required */
+    unsigned min_conns;                  /* kept open once reachable, default 1 */
+    unsigned max_conns;                  /* hard cap, default 16 (SQLite: readers) */
+    int acquire_timeout_ms;              /* wait for a free connection, default 5000 -> 503 */
+    unsigned max_waiters;                /* queued acquirers beyond which -> 503 at once, 1024 */
+    int idle_timeout_ms;                 /* idle connections above min closed, default 60000 */
+    int max_lifetime_ms;                 /* connections replaced after, default 1800000 */
+    int connect_timeout_ms;              /* default 5000 */
+    int statement_timeout_ms;            /* per statement, default 30000 -> 503; 0 = none */
+    int busy_timeout_ms;                 /* SQLite busy_timeout, default 5000 */
+    unsigned stmt_cache;                 /* prepared statements per connection, default 128 */
+    unsigned tx_retries;                 /* reruns of a conflicting transaction, default 3 */
+    int backoff_min_ms;                  /* first reconnect delay after a failure, default 100 */
+    int backoff_max_ms;                  /* reconnect delay cap, default 10000 */
+    int retry_after_s;                   /* Retry-After on 503, default 1 */
     const tern_db_migration *migrations; /* applied on first connect, { 0 }-terminated */
-    const char *migrations_dir;   /* or *.sql files from here, in name order */
+    const char *migrations_dir;          /* or *.sql files from here, in name order */
 } tern_db_config;
 
 /** Fills cfg with the defaults (url NULL). */
@@ -214,16 +214,16 @@ TERN_API int tern_db_ready(tern_db *db);
 
 /** Pool figures, for metrics. */
 typedef struct tern_db_stats {
-    unsigned in_use;          /* connections checked out */
-    unsigned idle;            /* open and free */
-    unsigned waiting;         /* acquirers queued now */
-    uint64_t acquired;        /* total successful acquisitions */
-    uint64_t timeouts;        /* acquisitions that gave up (503) */
-    uint64_t rejected;        /* refused at once: queue full or database down */
-    uint64_t connects;        /* connections opened */
+    unsigned in_use;   /* connections checked out */
+    unsigned idle;     /* open and free */
+    unsigned waiting;  /* acquirers queued now */
+    uint64_t acquired; /* total successful acquisitions */
+    uint64_t timeouts; /* acquisitions that gave up (503) */
+    uint64_t rejected; /* refused at once: queue full or database down */
+    uint64_t connects; /* connections opened */
     uint64_t connect_failures;
-    uint64_t errors;          /* statements that failed */
-    int ready;                /* as tern_db_ready, without connecting */
+    uint64_t errors; /* statements that failed */
+    int ready;       /* as tern_db_ready, without connecting */
 } tern_db_stats;
 
 /** Copies the pool's figures into out. */
@@ -321,6 +321,14 @@ TERN_API int tern_db_jw_row(tern_jw *w, const tern_db_rows *rs, unsigned row);
 TERN_API int tern_db_jw_rows(tern_jw *w, const tern_db_rows *rs);
 /** Answers the request with the first row of rs as a JSON object. */
 TERN_API int tern_db_send_row(tern_req *req, int status, const tern_db_rows *rs);
+/**
+ * tern_db_one, then answers with its row as a JSON object and `status`:
+ * a whole "get by id" handler in one call.  On failure returns the code
+ * (the failure is recorded on the request, so returning it answers 404,
+ * 409, 503...).
+ */
+TERN_API int tern_db_send_one(tern_req *req, tern_db *db, int status, const char *sql,
+                              const tern_db_val *args, unsigned nargs);
 
 /* ------------------------------------------------------------------------ */
 /* Migrations and errors                                                      */

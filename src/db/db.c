@@ -817,6 +817,15 @@ int tern_db_send_row(tern_req *req, int status, const tern_db_rows *rs)
     return tern_json_end(req);
 }
 
+int tern_db_send_one(tern_req *req, tern_db *db, int status, const char *sql,
+                     const tern_db_val *args, unsigned nargs)
+{
+    tern_db_rows *rs;
+    int rc = tern_db_one(req, db, sql, args, nargs, &rs);
+
+    return rc != 0 ? rc : tern_db_send_row(req, status, rs);
+}
+
 tern_db_val tern_db_jarg(const json_t *obj, const char *key)
 {
     const json_t *v = json_object_get(obj, key);
