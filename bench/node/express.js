@@ -1,6 +1,7 @@
 'use strict';
-// Express peer for tern's TFB bench: GET /plaintext, GET /json and
-// POST /validate.
+// Express peer for tern's TFB bench: GET /plaintext, GET /json,
+// POST /validate and the database tests GET /db, /queries, /fortunes,
+// /updates (db.js: pg Pool from DATABASE_URL; 503 without it).
 // Usage: node express.js PORT   (or PORT=N; WORKERS=N, default 2; HOST)
 // /validate: express.json() parses the body, ajv (JSON Schema 2020-12 with
 // ajv-formats, compiled once at start) checks it against
@@ -59,6 +60,30 @@ if (cluster.isPrimary) {
     }
     res.json(req.body);
   });
+
+  // The database tests (db.js).  Express 5 forwards a rejected promise to
+  // its error handler (500).
+  const db = require('./db');
+  const dbRoute = (fn) => async (req, res) => {
+    res.set('Server', 'Express');
+    if (!db.pool) {
+      res.status(503).json({ status: 503, title: 'Service Unavailable' });
+      return;
+    }
+    await fn(req, res);
+  };
+  app.get('/db', dbRoute(async (req, res) => {
+    res.json(await db.single());
+  }));
+  app.get('/queries', dbRoute(async (req, res) => {
+    res.json(await db.queries(db.queriesParam(req.query.queries)));
+  }));
+  app.get('/updates', dbRoute(async (req, res) => {
+    res.json(await db.updates(db.queriesParam(req.query.queries)));
+  }));
+  app.get('/fortunes', dbRoute(async (req, res) => {
+    res.type('text/html; charset=utf-8').send(await db.fortunes());
+  }));
 
   app.listen(port, host, (err) => {
     if (err) {

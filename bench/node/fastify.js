@@ -1,6 +1,7 @@
 'use strict';
-// Fastify peer for tern's TFB bench: GET /plaintext, GET /json and
-// POST /validate.
+// Fastify peer for tern's TFB bench: GET /plaintext, GET /json,
+// POST /validate and the database tests GET /db, /queries, /fortunes,
+// /updates (db.js: pg Pool from DATABASE_URL; 503 without it).
 // Usage: node fastify.js PORT   (or PORT=N; WORKERS=N, default 2; HOST)
 // Fastify defaults (logger off); /json declares a response schema, Fastify's
 // documented fast path (fast-json-stringify compiles a serializer for it).
@@ -62,6 +63,32 @@ if (cluster.isPrimary) {
   app.post('/validate', { schema: validateSchema }, (req, reply) => {
     reply.header('Server', 'Fastify').send(req.body);
   });
+
+  // The database tests (db.js), with response schemas for the JSON ones
+  // (fast-json-stringify, as for /json).  A rejected promise gets Fastify's
+  // 500.
+  const db = require('./db');
+  const worldSchema = {
+    type: 'object',
+    properties: { id: { type: 'integer' }, randomNumber: { type: 'integer' } },
+  };
+  const one = { schema: { response: { 200: worldSchema } } };
+  const many = { schema: { response: { 200: { type: 'array', items: worldSchema } } } };
+  const dbRoute = (fn) => async (req, reply) => {
+    reply.header('Server', 'Fastify');
+    if (!db.pool) {
+      reply.code(503);
+      return { status: 503, title: 'Service Unavailable' };
+    }
+    return fn(req, reply);
+  };
+  app.get('/db', one, dbRoute(() => db.single()));
+  app.get('/queries', many, dbRoute((req) => db.queries(db.queriesParam(req.query.queries))));
+  app.get('/updates', many, dbRoute((req) => db.updates(db.queriesParam(req.query.queries))));
+  app.get('/fortunes', dbRoute(async (req, reply) => {
+    reply.type('text/html; charset=utf-8');
+    return db.fortunes();
+  }));
 
   app.listen({ port, host }, (err) => {
     if (err) {
