@@ -68,16 +68,18 @@ static const tern_schema name_s = { .type = TERN_STRING, .min_length = 1, .max_l
 static const tern_schema date_time_s = { .type = TERN_STRING, .format = "date-time" };
 static const tern_schema uri_s = { .type = TERN_STRING, .format = "uri", .max_length = 2048 };
 static const tern_schema age_s = { .type = TERN_INTEGER,
-                                   .minimum = TERN_MIN(0), .maximum = TERN_MAX(150) };
+                                   .minimum = TERN_MIN(0),
+                                   .maximum = TERN_MAX(150) };
 static const tern_schema quantity_s = { .type = TERN_INTEGER,
-                                        .minimum = TERN_MIN(1), .maximum = TERN_MAX(10000) };
+                                        .minimum = TERN_MIN(1),
+                                        .maximum = TERN_MAX(10000) };
 static const tern_schema tag_s = { .type = TERN_STRING, .min_length = 1, .max_length = 32 };
-static const tern_schema tags_s = { .type = TERN_ARRAY, .items = &tag_s,
-                                    .min_items = 1, .max_items = 10 };
+static const tern_schema tags_s = {
+    .type = TERN_ARRAY, .items = &tag_s, .min_items = 1, .max_items = 10
+};
 static const tern_schema street_s = { .type = TERN_STRING, .min_length = 1, .max_length = 200 };
 static const tern_schema city_s = { .type = TERN_STRING, .min_length = 1, .max_length = 100 };
-static const tern_schema postal_code_s = { .type = TERN_STRING,
-                                           .min_length = 2, .max_length = 16 };
+static const tern_schema postal_code_s = { .type = TERN_STRING, .min_length = 2, .max_length = 16 };
 static const tern_schema country_s = { .type = TERN_STRING, .min_length = 2, .max_length = 2 };
 static const tern_prop address_props[] = {
     { "street", &street_s, 1 },
@@ -125,7 +127,7 @@ static int validate_echo(tern_req *req)
 /* The pool, opened in main() from DATABASE_URL; NULL without one. */
 static tern_db *g_db;
 
-#define WORLD_ROWS 10000
+#define WORLD_ROWS  10000
 #define MAX_QUERIES 500
 
 static const char SQL_WORLD[] = "SELECT id, randomnumber FROM world WHERE id = $1";
@@ -378,7 +380,7 @@ static int fortune_cmp(const void *a, const void *b)
 #define FORTUNES_ROW2 "</td><td>"
 #define FORTUNES_ROW3 "</td></tr>"
 #define FORTUNES_TAIL "</table></body></html>"
-#define LIT_LEN(s) (sizeof(s) - 1)
+#define LIT_LEN(s)    (sizeof(s) - 1)
 
 /* The escaped form of c, or NULL when c stands for itself. */
 static const char *html_entity(unsigned char c)
