@@ -253,6 +253,31 @@ static int db_single(tern_req *req)
     return tern_json_end(req);
 }
 
+/*
+ * N random rows into rows[0..n), one SELECT per row, sent as one pipelined
+ * batch (tern_db_query_batch: one round trip to PostgreSQL for all N).
+ */
+static int worlds_get(tern_req *req, unsigned n, int32_t (*rows)[2])
+{
+    tern_db_val args[MAX_QUERIES];
+    tern_db_rows *rs[MAX_QUERIES];
+    int rc;
+
+    args[0] = tern_db_int(random_number()); /* n >= 1 (queries_param) */
+    for (unsigned i = 1; i < n; i++)
+        args[i] = tern_db_int(random_number());
+    rc = tern_db_query_batch(req, g_db, SQL_WORLD, args, 1, n, rs);
+    if (rc != 0)
+        return rc;
+    for (unsigned i = 0; i < n; i++) {
+        if (tern_db_nrows(rs[i]) != 1)
+            return tern_problem(req, 500, "a World row is missing");
+        rows[i][0] = (int32_t)cell_int(rs[i], 0, 0);
+        rows[i][1] = (int32_t)cell_int(rs[i], 0, 1);
+    }
+    return 0;
+}
+
 /* 3.3 Multiple queries: N rows, one query per row, as a JSON array.  The
  * rows are collected on the coroutine stack (4 KiB at most) first, so a
  * failing query leaves no half-written response. */
@@ -260,16 +285,13 @@ static int db_queries(tern_req *req)
 {
     int32_t rows[MAX_QUERIES][2];
     unsigned n;
+    int rc;
 
     if (!g_db)
         return no_db(req);
     n = queries_param(req);
-    for (unsigned i = 0; i < n; i++) {
-        int rc = world_get(req, random_number(), rows[i]);
-        if (rc != 0)
-            return rc;
-    }
-    return send_worlds(req, rows, n);
+    rc = worlds_get(req, n, rows);
+    return rc != 0 ? rc : send_worlds(req, rows, n);
 }
 
 /* Appends the decimal form of v (>= 0) at p; returns the end. */
@@ -331,10 +353,10 @@ static int db_updates(tern_req *req)
     if (!g_db)
         return no_db(req);
     n = queries_param(req);
+    rc = worlds_get(req, n, rows);
+    if (rc != 0)
+        return rc;
     for (unsigned i = 0; i < n; i++) {
-        rc = world_get(req, random_number(), rows[i]);
-        if (rc != 0)
-            return rc;
         rows[i][1] = random_number();
         idx[i] = (uint16_t)i;
     }

@@ -251,6 +251,20 @@ TERN_API int tern_db_one(tern_req *req, tern_db *db, const char *sql, const tern
                          unsigned nargs, tern_db_rows **out);
 
 /**
+ * Runs one statement n times with n parameter sets, as fast as the driver
+ * can: on PostgreSQL the executions are pipelined (sent together, results
+ * read in order: one network round trip instead of n); on SQLite they run
+ * one after another.  Set i is args[i * nargs .. (i + 1) * nargs); its rows
+ * go to out[i] (an array of n pointers the caller provides).  Each execution
+ * is a statement of its own, not a transaction: on an error the rest may not
+ * have run, and the first error is returned (and recorded, as for
+ * tern_db_query).  For N lookups by key in one request.
+ */
+TERN_API int tern_db_query_batch(tern_req *req, tern_db *db, const char *sql,
+                                 const tern_db_val *args, unsigned nargs, unsigned n,
+                                 tern_db_rows **out);
+
+/**
  * Runs a statement for its effect; *affected (may be NULL) gets the number
  * of rows inserted, updated or deleted.
  */

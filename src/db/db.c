@@ -411,6 +411,83 @@ int tern_db_query(tern_req *req, tern_db *db, const char *sql, const tern_db_val
     return rc;
 }
 
+/* Runs a batch on c: the driver's pipelined batch, or one statement at a time. */
+static int conn_batch(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
+                      unsigned n, tern_db_rows **rs, db_err *e)
+{
+    int rc = 0;
+
+    if (c->db->drv->batch != NULL && !c->pool->offload)
+        return c->db->drv->batch(c, sql, args, nargs, n, rs, e);
+    for (unsigned i = 0; i < n && rc == 0; i++)
+        rc = db_conn_query(c, sql, args + (size_t)i * nargs, nargs, rs[i], e);
+    return rc;
+}
+
+int tern_db_query_batch(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args,
+                        unsigned nargs, unsigned n, tern_db_rows **out)
+{
+    db_pool *p;
+    db_conn *c;
+    db_err e;
+    int rc = 0;
+
+    if (db == NULL || out == NULL || (n > 0 && nargs > 0 && args == NULL))
+        return TERN_EINVAL;
+    for (unsigned i = 0; i < n; i++)
+        out[i] = NULL;
+    if (sql == NULL) {
+        db_err_set(&e, TERN_EINVAL, "bad arguments to a query call");
+        return fail(req, db, &e, sql);
+    }
+    for (size_t i = 0; i < (size_t)n * nargs; i++) {
+        if (args[i].type < TERN_DB_NULL || args[i].type > TERN_DB_JSON ||
+            (args[i].type == TERN_DB_DOUBLE && !isfinite(args[i].u.d))) {
+            db_err_set(&e, TERN_EINVAL, "parameter $%zu of set %zu is invalid", i % nargs + 1,
+                       i / nargs);
+            return fail(req, db, &e, sql);
+        }
+    }
+    for (unsigned i = 0; i < n && rc == 0; i++)
+        if ((out[i] = rows_new(req)) == NULL)
+            rc = db_err_set(&e, TERN_ENOMEM, "out of memory for the results");
+    if (rc == 0 && n > 0) {
+        if (db->tx_conn != NULL) {
+            rc = conn_batch(db->tx_conn, sql, args, nargs, n, out, &e);
+            if (rc != 0)
+                after_error(db->tx_conn, rc);
+        } else if ((rc = ensure_ready(db, &e)) == 0) {
+            p = db_first_pool(db);
+            rc = db_pool_acquire(p, &c, &e);
+            if (rc == 0) {
+                rc = conn_batch(c, sql, args, nargs, n, out, &e);
+                if (rc != 0)
+                    after_error(c, rc);
+                db_pool_release(p, c);
+            }
+            if (rc == DB_NEEDS_WRITER) { /* SQLite: a batch of writes */
+                for (unsigned i = 0; i < n; i++)
+                    rows_clear(out[i]);
+                rc = db_pool_acquire(db->writer, &c, &e);
+                if (rc == 0) {
+                    rc = conn_batch(c, sql, args, nargs, n, out, &e);
+                    if (rc != 0)
+                        after_error(c, rc);
+                    db_pool_release(db->writer, c);
+                }
+            }
+        }
+    }
+    if (rc != 0) {
+        for (unsigned i = 0; i < n; i++) {
+            tern_db_rows_free(out[i]);
+            out[i] = NULL;
+        }
+        return fail(req, db, &e, sql);
+    }
+    return 0;
+}
+
 int tern_db_one(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args,
                 unsigned nargs, tern_db_rows **out)
 {

@@ -118,6 +118,14 @@ struct db_driver {
     int (*script)(db_conn *c, const char *sql, db_err *e);
     /* Cheap liveness check (health check on checkout after an error). */
     int (*ping)(db_conn *c, db_err *e);
+    /*
+     * Optional: runs sql n times, set i of the parameters at args + i *
+     * nargs, its rows to rs[i] (each with columns unset), in fewer round
+     * trips than n query calls.  The first error is returned; later
+     * statements may not have run.  NULL: db.c calls query n times.
+     */
+    int (*batch)(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
+                 unsigned n, tern_db_rows **rs, db_err *e);
 };
 
 /* Not a TERN_E* code: a reader was handed a write (SQLite only). */

@@ -61,6 +61,7 @@
 #define PG_DEALLOC_BATCH   8     /* evicted names dropped in one DEALLOCATE */
 #define PG_MAX_PARAMS      65535 /* the protocol's limit */
 #define PG_SCRATCH_KEEP    65536 /* scratch kept between statements */
+#define PG_CHECK_IDLE_MS   1000  /* idle this long: look for a server goodbye first */
 
 /* Type OIDs from pg_type (stable since forever; the server headers are not
  * a dependency). */
@@ -911,6 +912,14 @@ static int pg_check(pg_conn *pc, db_err *e)
 {
     if (pc->base.broken || pc->conn == NULL)
         return db_err_set(e, TERN_EUNAVAIL, "postgres: connection is broken");
+    /*
+     * A connection used within the last second is almost surely alive, and
+     * busy ones are exactly where a poll(2) per statement costs most; a
+     * failure there is still caught (the statement fails, the connection is
+     * replaced).
+     */
+    if (tern_now_ms() - pc->base.last_used_ms < PG_CHECK_IDLE_MS)
+        return 0;
     for (int i = 0; i < 4 && PQstatus(pc->conn) == CONNECTION_OK; i++) {
         struct pollfd pfd = { PQsocket(pc->conn), POLLIN, 0 };
 
@@ -1007,6 +1016,97 @@ static int pg_query(db_conn *c, const char *sql, const tern_db_val *args, unsign
     if (pc->scratch.cap > PG_SCRATCH_KEEP)
         tern_buf_deinit(&pc->scratch);
     return rc;
+}
+
+/*
+ * driver.batch: the same statement n times, pipelined (libpq pipeline
+ * mode): every execution is sent, then one Sync, then the results are read
+ * in order, so n statements cost one network round trip instead of n.  The
+ * first execution goes alone through pg_query, which prepares the statement
+ * (or finds it cached, with the stale-statement retry); the rest reuse its
+ * name.  Each execution is still its own statement (TFB's "one query per
+ * row" holds); after an error the server skips the rest of the pipeline
+ * (PGRES_PIPELINE_ABORTED) and the first error is returned.
+ */
+static int pg_batch(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
+                    unsigned n, tern_db_rows **rs, db_err *e)
+{
+    pg_conn *pc = (pg_conn *)c;
+    int64_t deadline;
+    size_t len = strlen(sql);
+    pg_stmt *st;
+    char name[32];
+    int rc, first = 0;
+
+    if (n == 0)
+        return 0;
+    rc = pg_query(c, sql, args, nargs, rs[0], e);
+    if (rc != 0 || n == 1)
+        return rc;
+    st = c->db->cfg.stmt_cache ? pg_cache_find(pc, sql, len, pg_hash(sql, len)) : NULL;
+    if (st == NULL || !PQenterPipelineMode(pc->conn)) {
+        for (unsigned i = 1; i < n && rc == 0; i++) /* not cached: one at a time */
+            rc = pg_query(c, sql, args + (size_t)i * nargs, nargs, rs[i], e);
+        return rc;
+    }
+    snprintf(name, sizeof name, "tern_%" PRIu64, st->id);
+    deadline = pg_stmt_deadline(c->db);
+    for (unsigned i = 1; i < n; i++) {
+        /* libpq copies the values into its output buffer: scratch is reusable. */
+        rc = pg_bind(pc, args + (size_t)i * nargs, nargs, e);
+        if (rc != 0)
+            break;
+        if (!PQsendQueryPrepared(pc->conn, name, (int)nargs, pc->vals, pc->lens, pc->fmts, 0)) {
+            rc = pg_send_failed(pc, e);
+            break;
+        }
+    }
+    if (rc == 0 && !PQpipelineSync(pc->conn))
+        rc = pg_send_failed(pc, e);
+    if (rc != 0) {
+        /* Nothing half-sent can be trusted: the connection goes. */
+        pc->base.broken = 1;
+        return rc;
+    }
+    pc->sqlstate[0] = '\0';
+    rc = pg_flush(pc, deadline, e);
+    for (unsigned i = 1; rc == 0;) {
+        PGresult *res = NULL;
+
+        rc = pg_next_result(pc, deadline, &res, e);
+        if (rc != 0)
+            break;
+        if (res == NULL) { /* the end of one statement's results */
+            i++;
+            continue;
+        }
+        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (i < n && first == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED) {
+            int filled = 0;
+
+            first = pg_result(pc, res, rs[i], &filled, e);
+        }
+        PQclear(res);
+        if (pc->base.broken)
+            rc = first != 0 ? first : db_err_set(e, TERN_EDB, "postgres: connection unusable");
+    }
+    if (rc != 0) {
+        pc->base.broken = 1; /* mid-pipeline: do not reuse */
+        return rc;
+    }
+    if (!PQexitPipelineMode(pc->conn)) {
+        pc->base.broken = 1;
+        return db_err_set(e, TERN_EDB, "postgres: cannot leave pipeline mode");
+    }
+    if (PQstatus(pc->conn) == CONNECTION_BAD)
+        return pg_lost(pc, e, "connection lost");
+    pc->tx_idle = PQtransactionStatus(pc->conn) == PQTRANS_IDLE;
+    if (pc->scratch.cap > PG_SCRATCH_KEEP)
+        tern_buf_deinit(&pc->scratch);
+    return first;
 }
 
 /* driver.script: SQL text of any number of statements, simple protocol (so
@@ -1139,4 +1239,5 @@ const db_driver db_driver_pg = {
     .query = pg_query,
     .script = pg_script,
     .ping = pg_ping,
+    .batch = pg_batch,
 };

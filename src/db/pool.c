@@ -152,9 +152,16 @@ static void grant(db_waiter *w, int how, db_conn *c, db_waiter **post)
 
 static void post_all(db_waiter *list)
 {
+    tern_loop *here = loop_current();
+
     while (list != NULL) {
         db_waiter *next = list->next;
-        loop_post_done(list->loop, &list->job);
+
+        /* A waiter on this very loop is resumed without waking it up. */
+        if (list->loop == here)
+            loop_post_local(here, &list->job);
+        else
+            loop_post_done(list->loop, &list->job);
         list = next;
     }
 }

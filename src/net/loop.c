@@ -48,6 +48,8 @@ struct tern_loop {
     int canceled;
     pthread_mutex_t done_mu; /* guards done_jobs (offload threads push) */
     offload_job *done_jobs;
+    offload_job *local_jobs; /* posted from this loop's own thread: no eventfd */
+    offload_job *local_tail;
 };
 
 static _Thread_local tern_loop *t_loop;
@@ -163,6 +165,29 @@ void loop_post_done(tern_loop *l, offload_job *job)
     loop_wake(l);
 }
 
+void loop_post_local(tern_loop *l, offload_job *job)
+{
+    job->next = NULL;
+    if (l->local_tail)
+        l->local_tail->next = job;
+    else
+        l->local_jobs = job;
+    l->local_tail = job;
+}
+
+/* Resumes the coroutines posted from this thread, in order. */
+static void run_local_jobs(tern_loop *l)
+{
+    while (l->local_jobs != NULL) {
+        offload_job *job = l->local_jobs;
+
+        l->local_jobs = job->next;
+        if (l->local_jobs == NULL)
+            l->local_tail = NULL;
+        loop_resume(l, job->co);
+    }
+}
+
 static void run_done_jobs(tern_loop *l)
 {
     offload_job *list;
@@ -203,6 +228,8 @@ int loop_run_once(tern_loop *l, int max_wait_ms)
     }
     if (max_wait_ms >= 0 && (timeout < 0 || max_wait_ms < timeout))
         timeout = max_wait_ms;
+    if (l->local_jobs != NULL)
+        timeout = 0; /* coroutines are ready to run: do not sleep */
     n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
     if (n < 0) {
         if (errno != EINTR)
@@ -215,6 +242,7 @@ int loop_run_once(tern_loop *l, int max_wait_ms)
         io->cb(io, evs[i].events);
     }
     timer_run_expired(&l->timers, l->now);
+    run_local_jobs(l);
     return n;
 }
 

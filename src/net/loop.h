@@ -99,5 +99,10 @@ struct offload_job {
 int offload_submit(offload_pool *p, offload_job *job);
 /* From any thread: hands a finished job back to its loop. */
 void loop_post_done(tern_loop *l, offload_job *job);
+/*
+ * From l's own thread: queues job->co to be resumed later in this loop
+ * iteration (after the events and timers), without the eventfd round trip.
+ */
+void loop_post_local(tern_loop *l, offload_job *job);
 
 #endif /* TERN_LOOP_INTERNAL_H */

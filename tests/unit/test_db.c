@@ -1792,3 +1792,89 @@ DB_TEST_FILE_PG(migrations_once_under_concurrent_starts)
     cr_assert_eq(raw_count("SELECT count(*) FROM runs"), 2, "a migration ran twice");
     cr_assert_eq(raw_count("SELECT count(*) FROM tern_migrations"), 3);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Batches (pipelined on PostgreSQL)                                          */
+
+DB_TEST(batch_reads_each_set_in_order)
+{
+    tern_db *db = open_default();
+    tern_db_val args[25];
+    tern_db_rows *out[25];
+    int64_t ids[25];
+
+    make_users(db);
+    for (int i = 0; i < 25; i++) {
+        char name[16];
+
+        snprintf(name, sizeof name, "b%02d", i);
+        ids[i] = add_user(db, name, i);
+    }
+    /* Out of order, with a repeat and a miss. */
+    for (int i = 0; i < 25; i++)
+        args[i] = tern_db_int(i == 24 ? 999999 : ids[(i * 7) % 24]);
+    cr_assert_eq(tern_db_query_batch(NULL, db, "SELECT id, name, age FROM users WHERE id = $1",
+                                     args, 1, 25, out),
+                 0);
+    for (int i = 0; i < 25; i++) {
+        cr_assert_not_null(out[i]);
+        if (i == 24) {
+            cr_assert_eq(tern_db_nrows(out[i]), 0, "the missing id has no row");
+        } else {
+            cr_assert_eq(tern_db_nrows(out[i]), 1);
+            cr_assert_eq(tern_db_get_int(out[i], 0, "id"), ids[(i * 7) % 24], "set %d", i);
+            cr_assert_eq(tern_db_get_int(out[i], 0, "age"), (i * 7) % 24);
+        }
+        tern_db_rows_free(out[i]);
+    }
+    /* Again: the statement is now cached, the pipeline path from the start. */
+    cr_assert_eq(tern_db_query_batch(NULL, db, "SELECT id, name, age FROM users WHERE id = $1",
+                                     args, 1, 3, out),
+                 0);
+    cr_assert_eq(tern_db_get_int(out[2], 0, "id"), ids[14]);
+    for (int i = 0; i < 3; i++)
+        tern_db_rows_free(out[i]);
+}
+
+DB_TEST(batch_writes_and_first_error)
+{
+    tern_db *db = open_default();
+    tern_db_val args[8];
+    tern_db_rows *out[4];
+
+    make_users(db);
+    args[0] = tern_db_cstr("w1");
+    args[1] = tern_db_int(1);
+    args[2] = tern_db_cstr("w2");
+    args[3] = tern_db_int(2);
+    cr_assert_eq(tern_db_query_batch(NULL, db,
+                                     "INSERT INTO users (name, age) VALUES ($1, $2) RETURNING id",
+                                     args, 2, 2, out),
+                 0);
+    cr_assert_eq(tern_db_nrows(out[1]), 1);
+    tern_db_rows_free(out[0]);
+    tern_db_rows_free(out[1]);
+    cr_assert_eq(count(db, "users"), 2);
+    /* The second set breaks the CHECK: the batch fails with its code, no rows returned. */
+    args[0] = tern_db_cstr("w3");
+    args[1] = tern_db_int(3);
+    args[2] = tern_db_cstr("w4");
+    args[3] = tern_db_int(-1);
+    args[4] = tern_db_cstr("w5");
+    args[5] = tern_db_int(5);
+    cr_assert_eq(tern_db_query_batch(NULL, db,
+                                     "INSERT INTO users (name, age) VALUES ($1, $2) RETURNING id",
+                                     args, 2, 3, out),
+                 TERN_ECONSTRAINT);
+    for (int i = 0; i < 3; i++)
+        cr_assert_null(out[i]);
+    /* The connection is still good. */
+    cr_assert_eq(tern_db_query_batch(NULL, db, "SELECT count(*) AS n FROM users", NULL, 0, 2, out),
+                 0);
+    cr_assert_geq(tern_db_get_int(out[1], 0, "n"), 2);
+    tern_db_rows_free(out[0]);
+    tern_db_rows_free(out[1]);
+    /* Wrong parameter count: EINVAL, nothing run. */
+    cr_assert_eq(tern_db_query_batch(NULL, db, "SELECT $1 AS a, $2 AS b", args, 1, 2, out),
+                 TERN_EINVAL);
+}
