@@ -5,6 +5,8 @@
 #   make test    release (-Werror) and ASan+UBSan builds, every test in both,
 #                fuzz corpora replayed; ends with "N passed, M failed"
 #   make bench   benchmarks against peers (see bench/README.md)
+#   make bench-quickstart   the quickstart users API vs the same in Express,
+#                80% GET / 20% POST on PostgreSQL and SQLite (bench/README.md)
 #   make fuzz    libFuzzer runs (FUZZ_TIME seconds per target, default 60;
 #                FUZZ_TARGETS="h1" to pick targets)
 
@@ -20,7 +22,7 @@ DEPS_BUILD := gcc meson ninja-build pkg-config libjansson-dev libsqlite3-dev lib
 DEPS_TEST := libcriterion-dev postgresql
 DEPS_FUZZ := clang libclang-rt-14-dev
 
-.PHONY: all build run test fuzz bench deps-build deps-test deps-fuzz format clean
+.PHONY: all build run test fuzz bench bench-quickstart deps-build deps-test deps-fuzz format clean
 
 all: build
 
@@ -58,6 +60,9 @@ fuzz: deps-fuzz
 
 bench: deps-build
 	bash bench/run.sh
+
+bench-quickstart: deps-build
+	bash bench/quickstart/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
