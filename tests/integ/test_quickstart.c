@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <tern.h>
@@ -379,6 +382,23 @@ static void products(void)
     json_decref(expect(422, "GET", "/products/x", NULL));
 }
 
+/* A body over the 1 MiB default limit: 413 before the handler runs. */
+static void too_large(void)
+{
+    size_t n = (1u << 20) + 100;
+    char *body = malloc(n + 1);
+    th_resp r;
+
+    cr_assert_not_null(body);
+    memset(body, 'a', n);
+    memcpy(body, "{\"name\":\"", 9);
+    body[n] = '\0';
+    call(&r, "POST", "/users", JSON, body);
+    TH_ASSERT_PROBLEM(&r, 413);
+    th_resp_free(&r);
+    free(body);
+}
+
 static void health(void)
 {
     json_t *h = expect(200, "GET", "/health", NULL);
@@ -408,6 +428,11 @@ static void health(void)
         products();                                                                           \
         cr_assert_eq(th_stop(&srv, TH_STOP_MS), 0, "the server did not exit 0");             \
     }                                                                                         \
+    Test(suite, too_large)                                                                    \
+    {                                                                                         \
+        too_large();                                                                          \
+        cr_assert_eq(th_stop(&srv, TH_STOP_MS), 0, "the server did not exit 0");             \
+    }                                                                                         \
     Test(suite, health)                                                                       \
     {                                                                                         \
         health();                                                                             \
@@ -419,3 +444,29 @@ DRIVER_TESTS(qs_sqlite)
 
 TestSuite(qs_postgres, .init = start_pg, .fini = stop, .timeout = 60);
 DRIVER_TESTS(qs_postgres)
+
+/*
+ * The database is down (nothing listens on the port): the app starts
+ * anyway, answers 503 with Retry-After at once, and says not-ready.
+ */
+Test(qs_down, database_down_is_503, .fini = stop, .timeout = 60)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char url[128];
+    double t0;
+
+    /* A port that was free a moment ago: bind, learn it, close. */
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    close(fd);
+    snprintf(url, sizeof url, "postgres://postgres@127.0.0.1:%d/postgres", ntohs(a.sin_port));
+    start_with(url);
+    t0 = th_now_ms();
+    json_decref(expect(503, "GET", "/users/1", NULL));
+    json_decref(expect(503, "POST", "/users", "{\"name\":\"A\",\"email\":\"a@example.com\"}"));
+    json_decref(expect(503, "GET", "/health", NULL));
+    cr_assert_lt(th_now_ms() - t0, 1000, "503s took %.0f ms", th_now_ms() - t0);
+    cr_assert_eq(th_stop(&srv, TH_STOP_MS), 0, "the server did not exit 0");
+}
