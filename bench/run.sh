@@ -22,9 +22,10 @@
 #   BENCH_TARGETS   targets to run, default "tern nginx express fastify kore"
 #                   (kore, Debian's kore 4.1, takes part in the database tests
 #                   only)
-#   BENCH_TESTS     tests to run, default "plaintext json"; "validate" adds
-#                   POST /validate (nginx, which validates nothing, sits it out);
-#                   "db queries fortunes updates" are the database tests
+#   BENCH_TESTS     tests to run, default all: "plaintext json validate db
+#                   queries fortunes updates".  validate is POST /validate (nginx,
+#                   which validates nothing, sits it out); db queries fortunes
+#                   updates are the database tests on a private PostgreSQL
 #                   (nginx sits them out)
 #   BENCH_QUERIES   N for /queries and /updates, default 20
 #   BENCH_ROUNDS    measured rounds, default 2
@@ -47,7 +48,7 @@ BENCH="$ROOT/bench"
 TERN_BIN=${BENCH_TERN_BIN:-$ROOT/build/release/bench/tern-tfb}
 
 read -r -a TARGETS <<<"${BENCH_TARGETS:-tern nginx express fastify kore}"
-read -r -a TESTS <<<"${BENCH_TESTS:-plaintext json}"
+read -r -a TESTS <<<"${BENCH_TESTS:-plaintext json validate db queries fortunes updates}"
 ROUNDS=${BENCH_ROUNDS:-2}
 DURATION=${BENCH_DURATION:-10}
 DURATION=${DURATION%s}
