@@ -31,6 +31,8 @@
 #include "net/timer.h"
 
 enum { W_WAITING, W_GRANTED, W_TIMEDOUT };
+
+#define WAIT_SLICE_MS 250 /* how often a waiting coroutine checks for shutdown */
 enum { GRANT_CONN, GRANT_SLOT, GRANT_FAIL };
 
 struct db_waiter {
@@ -43,6 +45,7 @@ struct db_waiter {
     tern_loop *loop;
     offload_job job; /* the post that resumes it */
     tern_timer timer;
+    int64_t deadline; /* monotonic ms */
     /* A thread waiter: */
     pthread_cond_t cond;
     int is_thread;
@@ -170,18 +173,31 @@ static void waiter_timeout(tern_timer *t)
 {
     db_waiter *w = (db_waiter *)((char *)t - offsetof(db_waiter, timer));
     db_pool *p = w->pool;
+    int64_t now = loop_update_time(w->loop);
     int resume = 0;
 
     pthread_mutex_lock(&p->mu);
     if (w->state == W_WAITING) {
-        unlink_waiter(p, w);
-        w->state = W_TIMEDOUT;
-        resume = 1;
+        if (now >= w->deadline || loop_is_canceled(w->loop)) {
+            unlink_waiter(p, w);
+            w->state = W_TIMEDOUT;
+            resume = 1;
+        } else {
+            /* Not yet: look again soon (see wait_grant). */
+            int64_t next = now + WAIT_SLICE_MS;
+
+            if (timer_arm(loop_timers(w->loop), &w->timer,
+                          next < w->deadline ? next : w->deadline) != 0) {
+                unlink_waiter(p, w); /* cannot keep watching: give up now */
+                w->state = W_TIMEDOUT;
+                resume = 1;
+            }
+        }
     }
     pthread_mutex_unlock(&p->mu);
     if (resume)
         loop_resume(w->loop, w->job.co);
-    /* else: granted, and the post that resumes it is on its way */
+    /* else: still waiting, or granted and the post that resumes it is on its way */
 }
 
 /* Waits for a grant (mutex held on entry, released on return). */
@@ -197,8 +213,17 @@ static void wait_grant(db_pool *p, db_waiter *w, int timeout_ms)
         w->loop = l;
         w->job.loop = l;
         w->job.co = co;
+        /*
+         * The timer fires every WAIT_SLICE_MS until the deadline, so a
+         * shutdown that cancels the loop's waits ends this one too (pool
+         * waiters are not parked in the loop's list: the grant comes from
+         * other threads, through the pool's mutex).
+         */
+        w->deadline = loop_update_time(l) + timeout_ms;
         timer_init(&w->timer, waiter_timeout);
-        if (timer_arm(loop_timers(l), &w->timer, loop_update_time(l) + timeout_ms) != 0) {
+        if (timer_arm(loop_timers(l), &w->timer,
+                      timeout_ms > WAIT_SLICE_MS ? loop_now(l) + WAIT_SLICE_MS : w->deadline) !=
+            0) {
             unlink_waiter(p, w);
             w->state = W_TIMEDOUT;
             pthread_mutex_unlock(&p->mu);

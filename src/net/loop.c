@@ -314,6 +314,11 @@ void loop_cancel_waits(tern_loop *l)
     }
 }
 
+int loop_is_canceled(const tern_loop *l)
+{
+    return l->canceled;
+}
+
 int tern_in_coroutine(void)
 {
     return coro_current() != NULL && t_loop != NULL;

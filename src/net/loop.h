@@ -73,6 +73,8 @@ void loop_on_wake(tern_loop *l, void (*cb)(void *), void *arg);
  * Later waits on this loop fail at once with TERN_ECANCELED.
  */
 void loop_cancel_waits(tern_loop *l);
+/* 1 once loop_cancel_waits ran (shutdown deadline): waits should end now. */
+int loop_is_canceled(const tern_loop *l);
 /* Number of coroutines currently parked in waits on this loop. */
 unsigned loop_parked(const tern_loop *l);
 

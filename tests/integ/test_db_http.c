@@ -588,6 +588,67 @@ Test(db_pg, statement_timeout_503, .fini = teardown, .timeout = 60)
 }
 
 /*
+ * SIGTERM while one request holds the only connection (sleeping in a
+ * transaction) and another waits for it in the pool with a long acquire
+ * timeout: at the shutdown deadline both unwind (the sleep is canceled, the
+ * waiter gets the connection or gives up), and the server exits 0 within
+ * the deadline plus a little, without waiting out the 30 s acquire timeout.
+ */
+static void *hold_long(void *arg)
+{
+    th_resp *r = arg;
+
+    http(T.srv[0].port, "GET", "/hold/20000", NULL, r, 15000);
+    return NULL;
+}
+
+static void *count_once(void *arg)
+{
+    th_resp *r = arg;
+
+    http(T.srv[0].port, "GET", "/count", NULL, r, 15000);
+    return NULL;
+}
+
+static void shutdown_with_waiters(void)
+{
+    th_resp held, waited;
+    pthread_t a, b;
+    double t0;
+    int rc;
+
+    START(0, "--workers", "1", "--pool", "1", "--acquire-ms", "30000", "--shutdown-timeout",
+          "300");
+    must(T.srv[0].port, "GET", "/count", NULL, &held); /* connect and migrate */
+    th_resp_free(&held);
+    cr_assert_eq(pthread_create(&a, NULL, hold_long, &held), 0);
+    th_sleep_ms(200);
+    cr_assert_eq(pthread_create(&b, NULL, count_once, &waited), 0);
+    th_sleep_ms(200);
+    t0 = th_now_ms();
+    th_signal(&T.srv[0], SIGTERM);
+    rc = th_wait(&T.srv[0], 5000);
+    cr_assert_eq(rc, 0, "tern-dbapp exited with %d", rc);
+    cr_assert_lt(th_now_ms() - t0, 2500, "shutdown took %.0f ms", th_now_ms() - t0);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    th_resp_free(&held);
+    th_resp_free(&waited);
+}
+
+Test(db_sqlite, shutdown_with_pool_waiters, .fini = teardown, .timeout = 60)
+{
+    prepare(K_SQLITE);
+    shutdown_with_waiters();
+}
+
+Test(db_pg, shutdown_with_pool_waiters, .fini = teardown, .timeout = 60)
+{
+    prepare(K_PG);
+    shutdown_with_waiters();
+}
+
+/*
  * A request waiting on PostgreSQL does not delay other requests on the same
  * worker: one worker, a 600 ms pg_sleep in flight, and meanwhile quick
  * database requests on other connections answer in a few milliseconds.
