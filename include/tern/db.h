@@ -169,7 +169,7 @@ typedef struct tern_db_migration {
  */
 typedef struct tern_db_config {
     const char *url;                     /* see the top of this file; required */
-    unsigned min_conns;                  /* kept open once reachable, default 1 */
+    unsigned min_conns;                  /* idle ones never closed below this, default 1 */
     unsigned max_conns;                  /* hard cap, default 16 (SQLite: readers) */
     int acquire_timeout_ms;              /* wait for a free connection, default 5000 -> 503 */
     unsigned max_waiters;                /* queued acquirers beyond which -> 503 at once, 1024 */
