@@ -588,7 +588,6 @@ too_deep:
 /* ------------------------------------------------------------------------ */
 /* The parse                                                                  */
 
-
 /* ------------------------------------------------------------------------ */
 /* Building jansson values from checked text                                  */
 
@@ -606,9 +605,9 @@ too_deep:
 typedef struct jb {
     const uint8_t *s;
     size_t n, i;
-    size_t bad_at;    /* where a duplicate or range error starts */
-    const char *bad;  /* R_DUPLICATE, R_RANGE, R_NOMEM */
-    char *scratch;    /* decoded strings */
+    size_t bad_at;   /* where a duplicate or range error starts */
+    const char *bad; /* R_DUPLICATE, R_RANGE, R_NOMEM */
+    char *scratch;   /* decoded strings */
     size_t cap;
 } jb;
 
@@ -705,7 +704,8 @@ static json_t *jb_number(jb *b)
 {
     size_t start = b->i, end = start;
     int real = 0;
-    char buf[400], *stop;
+    char buf[400], *txt;
+    double real_value;
 
     while (end < b->n && (JIS(b->s[end], J_DIGIT) || b->s[end] == '-' || b->s[end] == '+' ||
                           b->s[end] == '.' || b->s[end] == 'e' || b->s[end] == 'E')) {
@@ -730,37 +730,21 @@ static json_t *jb_number(jb *b)
         }
         return json_integer(neg ? (json_int_t)(0 - v) : (json_int_t)v);
     }
-    if (end - start >= sizeof buf) { /* a long real: jansson has no limit either */
-        char *heap = tern_malloc(end - start + 1);
-        double d;
-        json_t *r;
-
-        if (heap == NULL)
-            return NULL;
-        memcpy(heap, b->s + start, end - start);
-        heap[end - start] = '\0';
-        d = strtod(heap, &stop);
-        tern_free(heap);
-        if (isinf(d)) {
-            b->bad = R_RANGE;
-            b->bad_at = start;
-            return NULL;
-        }
-        r = json_real(d);
-        return r;
+    /* strtod wants a terminated copy; a very long real goes to the heap. */
+    txt = end - start < sizeof buf ? buf : tern_malloc(end - start + 1);
+    if (txt == NULL)
+        return NULL;
+    memcpy(txt, b->s + start, end - start);
+    txt[end - start] = '\0';
+    real_value = strtod(txt, NULL);
+    if (txt != buf)
+        tern_free(txt);
+    if (isinf(real_value)) {
+        b->bad = R_RANGE;
+        b->bad_at = start;
+        return NULL;
     }
-    memcpy(buf, b->s + start, end - start);
-    buf[end - start] = '\0';
-    {
-        double d = strtod(buf, &stop);
-
-        if (isinf(d)) {
-            b->bad = R_RANGE;
-            b->bad_at = start;
-            return NULL;
-        }
-        return json_real(d);
-    }
+    return json_real(real_value);
 }
 
 static json_t *jb_value(jb *b)

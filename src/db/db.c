@@ -229,12 +229,8 @@ static void script_fn(void *arg)
 
 static int run_job(stmt_job *j, void (*fn)(void *))
 {
-    if (j->c->pool->offload) {
-        if (tern_offload(fn, j) != 0)
-            return db_err_set(j->e, TERN_ENOMEM, "cannot queue the statement");
-    } else {
-        fn(j);
-    }
+    if (db_pool_run(j->c->pool, fn, j) != 0)
+        return db_err_set(j->e, TERN_ENOMEM, "cannot queue the statement");
     return j->rc;
 }
 
@@ -268,25 +264,41 @@ static void rows_clear(tern_db_rows *rs)
     rs->affected = 0;
 }
 
-static int on_pool(db_pool *p, const char *sql, const tern_db_val *args, unsigned nargs,
-                   tern_db_rows *rs, db_err *e)
+/* Runs sql with n parameter sets on c: the driver's batch, or one at a time. */
+static int conn_batch(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
+                      unsigned n, tern_db_rows **rs, db_err *e)
+{
+    int rc = 0;
+
+    if (c->db->drv->batch != NULL && !c->pool->offload)
+        rc = c->db->drv->batch(c, sql, args, nargs, n, rs, e);
+    else
+        for (unsigned i = 0; i < n && rc == 0; i++)
+            rc = db_conn_query(c, sql, args + (size_t)i * nargs, nargs, rs[i], e);
+    if (rc != 0)
+        after_error(c, rc);
+    return rc;
+}
+
+/* Runs the sets on a connection of pool p; SQLite writes move to the writer. */
+static int on_pool(db_pool *p, const char *sql, const tern_db_val *args, unsigned nargs, unsigned n,
+                   tern_db_rows **rs, db_err *e)
 {
     db_conn *c;
     int rc = db_pool_acquire(p, &c, e);
 
     if (rc != 0)
         return rc;
-    rc = db_conn_query(c, sql, args, nargs, rs, e);
-    if (rc != 0)
-        after_error(c, rc);
+    rc = conn_batch(c, sql, args, nargs, n, rs, e);
     db_pool_release(p, c);
     if (rc == DB_NEEDS_WRITER) {
         tern_db *db = p->db;
 
         if (db->writer == NULL || p == db->writer)
             return db_err_set(e, TERN_EDB, "driver asked for a writer it does not have");
-        rows_clear(rs);
-        return on_pool(db->writer, sql, args, nargs, rs, e);
+        for (unsigned i = 0; i < n; i++)
+            rows_clear(rs[i]);
+        return on_pool(db->writer, sql, args, nargs, n, rs, e);
     }
     return rc;
 }
@@ -352,50 +364,62 @@ static int fail(tern_req *req, tern_db *db, db_err *e, const char *sql)
     return e->code;
 }
 
+/*
+ * The one way a statement runs: n parameter sets (1 for query/one/exec),
+ * rows to out[0..n), in the transaction of a tx handle or on the pool.  A
+ * failure frees the rows and is reported (log, and the request's answer).
+ */
+static int run_n(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args,
+                 unsigned nargs, unsigned n, tern_db_rows **out)
+{
+    db_err e;
+    int rc = 0;
+
+    if (db == NULL || out == NULL)
+        return TERN_EINVAL;
+    for (unsigned i = 0; i < n; i++)
+        out[i] = NULL;
+    if (sql == NULL || (n > 0 && nargs > 0 && args == NULL) || nargs > 65535) {
+        db_err_set(&e, TERN_EINVAL, "bad arguments to a query call");
+        return fail(req, db, &e, sql);
+    }
+    for (size_t i = 0; i < (size_t)n * nargs; i++) {
+        if (args[i].type < TERN_DB_NULL || args[i].type > TERN_DB_JSON ||
+            (args[i].type == TERN_DB_DOUBLE && !isfinite(args[i].u.d))) {
+            db_err_set(&e, TERN_EINVAL,
+                       "parameter $%zu of set %zu has an unknown type or is not "
+                       "a finite number",
+                       i % nargs + 1, i / nargs);
+            return fail(req, db, &e, sql);
+        }
+    }
+    for (unsigned i = 0; i < n && rc == 0; i++)
+        if ((out[i] = rows_new(req)) == NULL)
+            rc = db_err_set(&e, TERN_ENOMEM, "out of memory for the results");
+    if (rc == 0 && n > 0) {
+        if (db->tx_conn != NULL) {
+            rc = conn_batch(db->tx_conn, sql, args, nargs, n, out, &e);
+            if (rc == DB_NEEDS_WRITER) /* the transaction is on the writer: cannot happen */
+                rc = db_err_set(&e, TERN_EDB, "statement needs the writer inside a transaction");
+        } else if ((rc = ensure_ready(db, &e)) == 0) {
+            rc = on_pool(db_first_pool(db), sql, args, nargs, n, out, &e);
+        }
+    }
+    if (rc != 0) {
+        for (unsigned i = 0; i < n; i++) {
+            tern_db_rows_free(out[i]);
+            out[i] = NULL;
+        }
+        return fail(req, db, &e, sql);
+    }
+    return 0;
+}
+
 static int run(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args, unsigned nargs,
                tern_db_rows **out)
 {
-    tern_db_rows *rs;
-    db_err e;
-    int rc;
-
     *out = NULL;
-    if (db == NULL || sql == NULL || (nargs > 0 && args == NULL) || nargs > 65535) {
-        db_err_set(&e, TERN_EINVAL, "bad arguments to a query call");
-        return db ? fail(req, db, &e, sql) : TERN_EINVAL;
-    }
-    for (unsigned i = 0; i < nargs; i++) {
-        if (args[i].type == TERN_DB_DOUBLE && !isfinite(args[i].u.d)) {
-            db_err_set(&e, TERN_EINVAL, "parameter $%u is not a finite number", i + 1);
-            return fail(req, db, &e, sql);
-        }
-        if (args[i].type < TERN_DB_NULL || args[i].type > TERN_DB_JSON) {
-            db_err_set(&e, TERN_EINVAL, "parameter $%u has an unknown type", i + 1);
-            return fail(req, db, &e, sql);
-        }
-    }
-    rs = rows_new(req);
-    if (rs == NULL) {
-        db_err_set(&e, TERN_ENOMEM, "out of memory for the result");
-        return fail(req, db, &e, sql);
-    }
-    if (db->tx_conn != NULL) {
-        rc = db_conn_query(db->tx_conn, sql, args, nargs, rs, &e);
-        if (rc != 0)
-            after_error(db->tx_conn, rc);
-        if (rc == DB_NEEDS_WRITER) /* the transaction is on the writer: cannot happen */
-            rc = db_err_set(&e, TERN_EDB, "statement needs the writer inside a transaction");
-    } else {
-        rc = ensure_ready(db, &e);
-        if (rc == 0)
-            rc = on_pool(db_first_pool(db), sql, args, nargs, rs, &e);
-    }
-    if (rc != 0) {
-        tern_db_rows_free(rs);
-        return fail(req, db, &e, sql);
-    }
-    *out = rs;
-    return 0;
+    return run_n(req, db, sql, args, nargs, 1, out);
 }
 
 int tern_db_query(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args,
@@ -411,81 +435,10 @@ int tern_db_query(tern_req *req, tern_db *db, const char *sql, const tern_db_val
     return rc;
 }
 
-/* Runs a batch on c: the driver's pipelined batch, or one statement at a time. */
-static int conn_batch(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
-                      unsigned n, tern_db_rows **rs, db_err *e)
-{
-    int rc = 0;
-
-    if (c->db->drv->batch != NULL && !c->pool->offload)
-        return c->db->drv->batch(c, sql, args, nargs, n, rs, e);
-    for (unsigned i = 0; i < n && rc == 0; i++)
-        rc = db_conn_query(c, sql, args + (size_t)i * nargs, nargs, rs[i], e);
-    return rc;
-}
-
 int tern_db_query_batch(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args,
                         unsigned nargs, unsigned n, tern_db_rows **out)
 {
-    db_pool *p;
-    db_conn *c;
-    db_err e;
-    int rc = 0;
-
-    if (db == NULL || out == NULL || (n > 0 && nargs > 0 && args == NULL))
-        return TERN_EINVAL;
-    for (unsigned i = 0; i < n; i++)
-        out[i] = NULL;
-    if (sql == NULL) {
-        db_err_set(&e, TERN_EINVAL, "bad arguments to a query call");
-        return fail(req, db, &e, sql);
-    }
-    for (size_t i = 0; i < (size_t)n * nargs; i++) {
-        if (args[i].type < TERN_DB_NULL || args[i].type > TERN_DB_JSON ||
-            (args[i].type == TERN_DB_DOUBLE && !isfinite(args[i].u.d))) {
-            db_err_set(&e, TERN_EINVAL, "parameter $%zu of set %zu is invalid", i % nargs + 1,
-                       i / nargs);
-            return fail(req, db, &e, sql);
-        }
-    }
-    for (unsigned i = 0; i < n && rc == 0; i++)
-        if ((out[i] = rows_new(req)) == NULL)
-            rc = db_err_set(&e, TERN_ENOMEM, "out of memory for the results");
-    if (rc == 0 && n > 0) {
-        if (db->tx_conn != NULL) {
-            rc = conn_batch(db->tx_conn, sql, args, nargs, n, out, &e);
-            if (rc != 0)
-                after_error(db->tx_conn, rc);
-        } else if ((rc = ensure_ready(db, &e)) == 0) {
-            p = db_first_pool(db);
-            rc = db_pool_acquire(p, &c, &e);
-            if (rc == 0) {
-                rc = conn_batch(c, sql, args, nargs, n, out, &e);
-                if (rc != 0)
-                    after_error(c, rc);
-                db_pool_release(p, c);
-            }
-            if (rc == DB_NEEDS_WRITER) { /* SQLite: a batch of writes */
-                for (unsigned i = 0; i < n; i++)
-                    rows_clear(out[i]);
-                rc = db_pool_acquire(db->writer, &c, &e);
-                if (rc == 0) {
-                    rc = conn_batch(c, sql, args, nargs, n, out, &e);
-                    if (rc != 0)
-                        after_error(c, rc);
-                    db_pool_release(db->writer, c);
-                }
-            }
-        }
-    }
-    if (rc != 0) {
-        for (unsigned i = 0; i < n; i++) {
-            tern_db_rows_free(out[i]);
-            out[i] = NULL;
-        }
-        return fail(req, db, &e, sql);
-    }
-    return 0;
+    return run_n(req, db, sql, args, nargs, n, out);
 }
 
 int tern_db_one(tern_req *req, tern_db *db, const char *sql, const tern_db_val *args,

@@ -168,6 +168,12 @@ struct db_pool {
  * time are closed on the way; a suspect one is pinged first.
  */
 int db_pool_acquire(db_pool *p, db_conn **out, db_err *e);
+/*
+ * Runs fn(arg) where this pool's driver calls run: on the offload pool (the
+ * SQLite writer; the coroutine waits) or inline.  0, or TERN_ENOMEM when it
+ * could not be queued.
+ */
+int db_pool_run(db_pool *p, void (*fn)(void *), void *arg);
 /* Returns a connection (closing it when broken or too old). */
 void db_pool_release(db_pool *p, db_conn *c);
 int db_pool_init(db_pool *p, tern_db *db, const char *name, unsigned min, unsigned max);

@@ -281,6 +281,14 @@ static void backoff(db_pool *p, int64_t now)
     p->next_connect_ms = now + b / 2 + (int64_t)((unsigned)rand() % (unsigned)(b / 2 + 1));
 }
 
+int db_pool_run(db_pool *p, void (*fn)(void *), void *arg)
+{
+    if (p->offload)
+        return tern_offload(fn, arg);
+    fn(arg);
+    return 0;
+}
+
 typedef struct connect_job {
     db_pool *p;
     db_conn *c;
@@ -306,12 +314,8 @@ static int connect_slot(db_pool *p, db_conn **out, db_err *e)
     db_waiter *post = NULL, *w;
     int64_t now;
 
-    if (p->offload) {
-        if (tern_offload(connect_fn, &j) != 0)
-            j.rc = db_err_set(e, TERN_ENOMEM, "cannot queue the connect");
-    } else {
-        connect_fn(&j);
-    }
+    if (db_pool_run(p, connect_fn, &j) != 0)
+        j.rc = db_err_set(e, TERN_ENOMEM, "cannot queue the connect");
     now = tern_now_ms();
     pthread_mutex_lock(&p->mu);
     if (j.rc != 0) {

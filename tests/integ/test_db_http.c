@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 
 #include "harness.h"
+#include "pgadmin.h"
 
 #define TH_DBAPP "TERN_DBAPP"
 
@@ -48,32 +49,6 @@ static struct {
 /* ------------------------------------------------------------------------ */
 /* Databases                                                                  */
 
-static const char *pg_admin_url(void)
-{
-    const char *u = getenv("TERN_TEST_PG_URL");
-
-    cr_assert(u != NULL && u[0] != '\0',
-              "TERN_TEST_PG_URL is not set: the PostgreSQL tests need the server that "
-              "scripts/run-tests.sh starts (by hand: eval \"$(sh scripts/pg-test.sh start "
-              ">/dev/null && sh scripts/pg-test.sh env)\")");
-    return u;
-}
-
-static void pg_admin(const char *sql)
-{
-    PGconn *c = PQconnectdb(pg_admin_url());
-    PGresult *r;
-    char msg[512];
-    int ok;
-
-    cr_assert(PQstatus(c) == CONNECTION_OK, "cannot reach PostgreSQL: %s", PQerrorMessage(c));
-    r = PQexec(c, sql);
-    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-    cr_assert(ok, "%s: %s", sql, msg);
-}
 
 static void prepare(int kind)
 {
@@ -85,13 +60,12 @@ static void prepare(int kind)
         snprintf(T.path, sizeof T.path, "/tmp/tern-dbhttp-%d-%u.db", (int)getpid(), seq++);
         snprintf(T.url, sizeof T.url, "sqlite:%s", T.path);
     } else {
-        const char *u = pg_admin_url(), *slash = strrchr(u, '/');
         char sql[128];
 
         snprintf(T.pgname, sizeof T.pgname, "tern_h_%d_%u", (int)getpid(), seq++);
         snprintf(sql, sizeof sql, "CREATE DATABASE %s", T.pgname);
         pg_admin(sql);
-        snprintf(T.url, sizeof T.url, "%.*s/%s", (int)(slash - u), u, T.pgname);
+        pg_url_for(T.pgname, T.url, sizeof T.url);
     }
 }
 

@@ -15,6 +15,8 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+
+#include "pgadmin.h"
 #include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -48,43 +50,6 @@ static struct {
 /* ------------------------------------------------------------------------ */
 /* Fixtures                                                                   */
 
-static const char *pg_admin_url(void)
-{
-    const char *u = getenv("TERN_TEST_PG_URL");
-
-    cr_assert(u != NULL && u[0] != '\0',
-              "TERN_TEST_PG_URL is not set: the PostgreSQL tests need the server that "
-              "scripts/run-tests.sh starts (by hand: eval \"$(sh scripts/pg-test.sh start "
-              ">/dev/null && sh scripts/pg-test.sh env)\")");
-    return u;
-}
-
-/* Runs one statement on the admin database through libpq. */
-static void pg_admin(const char *sql)
-{
-    PGconn *c = PQconnectdb(pg_admin_url());
-    PGresult *r;
-
-    cr_assert(PQstatus(c) == CONNECTION_OK, "cannot reach PostgreSQL at %s: %s", pg_admin_url(),
-              PQerrorMessage(c));
-    r = PQexec(c, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(c);
-    cr_assert(ok, "%s: %s", sql, msg);
-}
-
-/* The admin URL with its database name replaced. */
-static void pg_url_for(const char *dbname, char *out, size_t cap)
-{
-    const char *u = pg_admin_url();
-    const char *slash = strrchr(u, '/');
-
-    cr_assert(slash != NULL && slash > strstr(u, "://") + 2, "unexpected URL %s", u);
-    snprintf(out, cap, "%.*s/%s", (int)(slash - u), u, dbname);
-}
 
 static void prepare(int kind)
 {
@@ -345,8 +310,31 @@ Test(open, config_defaults)
     cr_assert_eq(cfg.statement_timeout_ms, 30000);
     cr_assert_eq(cfg.tx_retries, 3);
     cr_assert_eq(cfg.retry_after_s, 1);
+    cr_assert_eq(cfg.idle_timeout_ms, 60000);
+    cr_assert_eq(cfg.max_lifetime_ms, 1800000);
+    cr_assert_eq(cfg.connect_timeout_ms, 5000);
+    cr_assert_eq(cfg.busy_timeout_ms, 5000);
+    cr_assert_eq(cfg.stmt_cache, 128);
+    cr_assert_eq(cfg.backoff_min_ms, 100);
+    cr_assert_eq(cfg.backoff_max_ms, 10000);
     cr_assert_null(cfg.migrations);
     cr_assert_null(cfg.migrations_dir);
+}
+
+/* More than 65535 parameters (the PostgreSQL protocol's limit) is refused on both drivers. */
+Test(open, too_many_parameters_is_einval)
+{
+    tern_db_val *args = calloc(65536, sizeof *args);
+    tern_db_rows *rs = NULL;
+    tern_db *db;
+
+    cr_assert_not_null(args);
+    cr_assert_eq(tern_db_open_url("sqlite::memory:", &db), 0);
+    cr_assert_eq(tern_db_query(NULL, db, "SELECT 1", args, 65536, &rs), TERN_EINVAL);
+    cr_assert_null(rs);
+    cr_assert_eq(tern_db_query_batch(NULL, db, "SELECT 1", args, 65536, 1, &rs), TERN_EINVAL);
+    tern_db_close(db);
+    free(args);
 }
 
 Test(open, status_mapping)
