@@ -183,6 +183,8 @@ typedef struct tern_db_config {
     int backoff_min_ms;                  /* first reconnect delay after a failure, default 100 */
     int backoff_max_ms;                  /* reconnect delay cap, default 10000 */
     int retry_after_s;                   /* Retry-After on 503, default 1 */
+    unsigned coalesce_max;               /* PostgreSQL: statements of concurrent requests
+                                            sharing a round trip, default 32; 1 = off */
     const tern_db_migration *migrations; /* applied on first connect, { 0 }-terminated */
     const char *migrations_dir;          /* or *.sql files from here, in name order */
 } tern_db_config;
@@ -222,8 +224,9 @@ typedef struct tern_db_stats {
     uint64_t rejected; /* refused at once: queue full or database down */
     uint64_t connects; /* connections opened */
     uint64_t connect_failures;
-    uint64_t errors; /* statements that failed */
-    int ready;       /* as tern_db_ready, without connecting */
+    uint64_t errors;    /* statements that failed */
+    int ready;          /* as tern_db_ready, without connecting */
+    uint64_t coalesced; /* statements that shared a round trip (coalesce_max) */
 } tern_db_stats;
 
 /** Copies the pool's figures into out. */

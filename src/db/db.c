@@ -13,6 +13,18 @@
  * answers DB_NEEDS_WRITER for a statement that writes; this file then sends
  * it to the writer pool (one connection), whose calls run on the offload
  * pool.  Writers queue in the pool's FIFO as any other waiters do.
+ *
+ * Coalescing (PostgreSQL): single statements outside a transaction that
+ * requests on one worker issue in the same loop iteration share one round
+ * trip.  The first becomes the group's leader: it lets the other ready
+ * coroutines run (it resumes at the end of the iteration), takes a
+ * connection (the group stays open to newcomers while it waits for one),
+ * and hands the group to the driver's pipeline, which runs each statement
+ * in its own implicit transaction and hands each result back to its
+ * coroutine as soon as it is in.  The server then wakes once per group
+ * instead of once per statement.  The price: statements of one group wait
+ * on each other, so a slow one delays the few that happened to join it.
+ * cfg.coalesce_max bounds a group; 1 turns coalescing off.
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,6 +32,8 @@
 #include <strings.h>
 
 #include "db/internal.h"
+#include "net/coro.h"
+#include "net/loop.h"
 
 /* ------------------------------------------------------------------------ */
 /* Opening                                                                    */
@@ -41,6 +55,7 @@ void tern_db_config_init(tern_db_config *cfg)
     cfg->backoff_min_ms = 100;
     cfg->backoff_max_ms = 10000;
     cfg->retry_after_s = 1;
+    cfg->coalesce_max = 32;
 }
 
 static const db_driver *driver_for(const char *url)
@@ -154,6 +169,7 @@ void tern_db_stats_get(tern_db *db, tern_db_stats *out)
     if (db->writer)
         db_pool_stats_add(db->writer, out);
     out->errors = atomic_load(&db->errors);
+    out->coalesced = atomic_load(&db->coalesced);
 }
 
 db_pool *db_first_pool(tern_db *db)
@@ -303,6 +319,139 @@ static int on_pool(db_pool *p, const char *sql, const tern_db_val *args, unsigne
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Coalescing single statements (see the top of the file)                    */
+
+typedef struct db_group {
+    tern_db *db;
+    db_item *head, *tail;
+    unsigned n;
+} db_group;
+
+/* The group of this worker that still takes newcomers, if any. */
+static _Thread_local db_group *t_group;
+
+/* A member's item and the post that resumes its coroutine when done. */
+typedef struct db_member {
+    db_item item; /* first: done() gets &member->item */
+    tern_loop *loop;
+    offload_job wake;
+    int leader;
+    int finished; /* done() was called: the item is out of every list */
+} db_member;
+
+static void member_done(db_item *it)
+{
+    db_member *m = (db_member *)it;
+
+    m->finished = 1;
+    if (!m->leader)
+        loop_post_local(m->loop, &m->wake);
+}
+
+static void group_add(db_group *g, db_member *m)
+{
+    m->item.next = NULL;
+    if (g->tail != NULL)
+        g->tail->next = &m->item;
+    else
+        g->head = &m->item;
+    g->tail = &m->item;
+    if (++g->n >= g->db->cfg.coalesce_max && t_group == g)
+        t_group = NULL; /* full: the next statement starts a new group */
+}
+
+/*
+ * Leads group g (whose first member is m): waits for the iteration's other
+ * statements to join, takes a connection and runs them all.  A group of one
+ * runs as any single statement.  Every member is handed back exactly once.
+ */
+static void group_lead(db_group *g, db_member *m)
+{
+    db_pool *p = db_first_pool(g->db);
+    offload_job self = { 0 };
+    db_conn *c;
+    db_err e;
+    int rc;
+
+    self.co = coro_current();
+    self.loop = m->loop;
+    loop_post_local(m->loop, &self);
+    coro_yield();
+    rc = db_pool_acquire(p, &c, &e);
+    if (t_group == g)
+        t_group = NULL;
+    if (rc != 0) {
+        for (db_item *it = g->head, *next; it != NULL; it = next) {
+            next = it->next;
+            it->rc = rc;
+            it->e = e;
+            it->done(it);
+        }
+        return;
+    }
+    if (g->n == 1) {
+        m->item.rc =
+            conn_batch(c, m->item.sql, m->item.args, m->item.nargs, 1, &m->item.rs, &m->item.e);
+    } else {
+        atomic_fetch_add(&g->db->coalesced, g->n);
+        rc = c->db->drv->pipeline(c, g->head, &e);
+        if (rc != 0)
+            after_error(c, rc);
+    }
+    db_pool_release(p, c);
+}
+
+/*
+ * Runs one statement through a coalesced group: joins this worker's open
+ * group, or starts and leads one.  An item the driver left to run alone
+ * runs on the pool as usual.
+ */
+static int coalesced(tern_db *db, const char *sql, const tern_db_val *args, unsigned nargs,
+                     tern_db_rows *rs, db_err *e)
+{
+    db_member m;
+    db_group g;
+
+    memset(&m, 0, sizeof m);
+    m.item.sql = sql;
+    m.item.args = args;
+    m.item.nargs = nargs;
+    m.item.rs = rs;
+    m.item.rc = DB_PENDING;
+    m.item.done = member_done;
+    m.loop = loop_current();
+    m.wake.co = coro_current();
+    m.wake.loop = m.loop;
+    if (t_group != NULL && t_group->db == db) {
+        group_add(t_group, &m);
+        while (!m.finished)
+            coro_yield(); /* resumed by member_done's post */
+    } else {
+        g.db = db;
+        g.head = g.tail = NULL;
+        g.n = 0;
+        t_group = &g;
+        m.leader = 1;
+        group_add(&g, &m);
+        group_lead(&g, &m);
+    }
+    if (m.item.rc == DB_RUN_ALONE) {
+        rows_clear(rs);
+        return on_pool(db_first_pool(db), sql, args, nargs, 1, &rs, e);
+    }
+    if (m.item.rc != 0)
+        *e = m.item.e;
+    return m.item.rc;
+}
+
+/* 1 when a single statement on db may join a coalesced group. */
+static int may_coalesce(tern_db *db)
+{
+    return db->drv->pipeline != NULL && db->cfg.coalesce_max > 1 && coro_current() != NULL &&
+           loop_current() != NULL && !db_first_pool(db)->offload;
+}
+
 static tern_db_rows *rows_new(tern_req *req)
 {
     tern_db_rows *rs;
@@ -402,7 +551,10 @@ static int run_n(tern_req *req, tern_db *db, const char *sql, const tern_db_val 
             if (rc == DB_NEEDS_WRITER) /* the transaction is on the writer: cannot happen */
                 rc = db_err_set(&e, TERN_EDB, "statement needs the writer inside a transaction");
         } else if ((rc = ensure_ready(db, &e)) == 0) {
-            rc = on_pool(db_first_pool(db), sql, args, nargs, n, out, &e);
+            if (n == 1 && may_coalesce(db))
+                rc = coalesced(db, sql, args, nargs, out[0], &e);
+            else
+                rc = on_pool(db_first_pool(db), sql, args, nargs, n, out, &e);
         }
     }
     if (rc != 0) {

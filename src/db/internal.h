@@ -25,15 +25,16 @@
 typedef struct db_conn db_conn;
 typedef struct db_pool db_pool;
 typedef struct db_driver db_driver;
+typedef struct db_item db_item;
 
 /* ------------------------------------------------------------------------ */
 /* Errors reported by a driver                                                */
 
 typedef struct db_err {
-    int code;          /* TERN_E* (classified with db_classify_*) */
-    char sqlstate[6];  /* PostgreSQL SQLSTATE, "" otherwise */
-    int sqlite_code;   /* SQLite extended result code, 0 otherwise */
-    char msg[240];     /* driver's message: for the log only, never the client */
+    int code;         /* TERN_E* (classified with db_classify_*) */
+    char sqlstate[6]; /* PostgreSQL SQLSTATE, "" otherwise */
+    int sqlite_code;  /* SQLite extended result code, 0 otherwise */
+    char msg[240];    /* driver's message: for the log only, never the client */
 } db_err;
 
 /* Fills e from a SQLSTATE (5 characters) and a message; returns e->code. */
@@ -55,13 +56,13 @@ void db_report(tern_req *req, const db_err *e, const char *sql, int retry_after_
 
 struct tern_db_rows {
     unsigned nrows, ncols;
-    unsigned cap;          /* rows allocated in cells */
-    const char **names;    /* ncols NUL-terminated names */
-    tern_db_val *cells;    /* nrows * ncols, row-major */
+    unsigned cap;       /* rows allocated in cells */
+    const char **names; /* ncols NUL-terminated names */
+    tern_db_val *cells; /* nrows * ncols, row-major */
     int64_t affected;
-    tern_arena *arena;     /* where everything above lives */
-    tern_arena own;        /* used when no request arena was given */
-    int owned;             /* 1: free with tern_db_rows_free */
+    tern_arena *arena; /* where everything above lives */
+    tern_arena own;    /* used when no request arena was given */
+    int owned;         /* 1: free with tern_db_rows_free */
 };
 
 /*
@@ -82,7 +83,7 @@ tern_str db_rows_str(tern_db_rows *rs, const void *p, size_t n);
 struct db_conn {
     tern_db *db;
     db_pool *pool;
-    db_conn *next;        /* idle list */
+    db_conn *next; /* idle list */
     int64_t created_ms;
     int64_t last_used_ms;
     unsigned suspect : 1; /* last use failed: check it before handing it out */
@@ -124,12 +125,47 @@ struct db_driver {
      * trips than n query calls.  The first error is returned; later
      * statements may not have run.  NULL: db.c calls query n times.
      */
-    int (*batch)(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
-                 unsigned n, tern_db_rows **rs, db_err *e);
+    int (*batch)(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs, unsigned n,
+                 tern_db_rows **rs, db_err *e);
+    /*
+     * Optional: runs the items (a list, different statements from different
+     * requests) in one round trip, each in its own implicit transaction, so
+     * one failing changes nothing for the others; each item gets its own
+     * outcome (see db_item).  Returns 0, or a failure of the exchange itself
+     * (the connection lost: e filled) that the caller gives to every item
+     * still pending.  NULL: the driver cannot coalesce.
+     */
+    int (*pipeline)(db_conn *c, db_item *items, db_err *e);
 };
 
 /* Not a TERN_E* code: a reader was handed a write (SQLite only). */
 #define DB_NEEDS_WRITER 1
+/* Not TERN_E* codes either: db_item.rc before the item is done, and an item
+ * the driver's pipeline left for the caller to run alone. */
+#define DB_PENDING   2
+#define DB_RUN_ALONE 3
+
+/*
+ * One statement of a coalesced group (db.c): single statements that
+ * concurrent requests on one worker issued in the same loop iteration run
+ * in one round trip.  The driver sets rc (0, a TERN_E* code with e filled,
+ * or DB_RUN_ALONE) and then calls done(item), after which it must not touch
+ * the item again (done may hand it back to its coroutine).
+ */
+struct db_item {
+    db_item *next;
+    const char *sql;
+    const tern_db_val *args;
+    unsigned nargs;
+    tern_db_rows *rs;
+    int rc;
+    db_err e;
+    void (*done)(db_item *it);
+    /* The driver's, while the item is in flight: */
+    unsigned ncmds; /* protocol commands sent for it */
+    uint64_t stmt;  /* prepared statement it ran (0: unnamed) */
+    int prepared;   /* 1: prepared in this exchange */
+};
 
 extern const db_driver db_driver_pg;
 extern const db_driver db_driver_sqlite;
@@ -141,20 +177,20 @@ typedef struct db_waiter db_waiter;
 
 struct db_pool {
     tern_db *db;
-    const char *name;      /* "pool" or "writer", for logs */
+    const char *name; /* "pool" or "writer", for logs */
     pthread_mutex_t mu;
     unsigned max, min;
-    unsigned open;         /* connections open or being opened */
+    unsigned open; /* connections open or being opened */
     unsigned in_use;
     unsigned nidle;
-    db_conn *idle;         /* LIFO: the warmest connection first */
+    db_conn *idle; /* LIFO: the warmest connection first */
     db_waiter *wait_head, *wait_tail;
     unsigned nwaiting;
     /* Reconnect backoff: no connect attempt before next_connect_ms. */
     int64_t next_connect_ms;
     int backoff_ms;
-    int down;              /* last connect failed */
-    int offload;           /* statements on this pool run on the offload pool */
+    int down;    /* last connect failed */
+    int offload; /* statements on this pool run on the offload pool */
     /* Counters, under mu. */
     uint64_t acquired, timeouts, rejected, connects, connect_failures;
 };
@@ -188,17 +224,18 @@ struct tern_db {
     const db_driver *drv;
     void *drv_state;
     tern_db_config cfg;
-    char *url;                   /* owned copy of cfg.url */
-    char *migrations_dir;        /* owned copy */
-    db_pool pool;                /* PostgreSQL: all; SQLite: readers */
-    db_pool *writer;             /* SQLite: the one writer; PostgreSQL: NULL */
-    db_conn *tx_conn;            /* set on transaction handles only */
-    tern_db *parent;             /* transaction handle: the pool it came from */
-    int tx_retry;                /* transaction handle: a statement asked for a retry */
-    int tx_failed;               /* transaction handle: first failed statement's code */
-    _Atomic int mig_state;       /* MIG_* */
-    _Atomic unsigned long errors; /* statements that failed */
-    _Atomic long long unavail_logged_ms; /* last 503 logged: at most one a second */
+    char *url;                            /* owned copy of cfg.url */
+    char *migrations_dir;                 /* owned copy */
+    db_pool pool;                         /* PostgreSQL: all; SQLite: readers */
+    db_pool *writer;                      /* SQLite: the one writer; PostgreSQL: NULL */
+    db_conn *tx_conn;                     /* set on transaction handles only */
+    tern_db *parent;                      /* transaction handle: the pool it came from */
+    int tx_retry;                         /* transaction handle: a statement asked for a retry */
+    int tx_failed;                        /* transaction handle: first failed statement's code */
+    _Atomic int mig_state;                /* MIG_* */
+    _Atomic unsigned long errors;         /* statements that failed */
+    _Atomic unsigned long long coalesced; /* statements run in groups of two or more */
+    _Atomic long long unavail_logged_ms;  /* last 503 logged: at most one a second */
 };
 
 enum { MIG_PENDING, MIG_RUNNING, MIG_DONE, MIG_FAILED };

@@ -46,10 +46,13 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
@@ -1109,6 +1112,229 @@ static int pg_batch(db_conn *c, const char *sql, const tern_db_val *args, unsign
     return first;
 }
 
+/*
+ * TCP_CORK on (1) or off (0) around the sends of a pipeline: libpq 15's
+ * PQpipelineSync flushes each time, and corked those writes leave as one
+ * segment, so the server wakes once for the whole group.  Best effort: not
+ * TCP (a Unix socket) or not Linux, it does nothing.
+ */
+static void pg_cork(pg_conn *pc, int on)
+{
+#ifdef TCP_CORK
+    int fd = PQsocket(pc->conn);
+
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+#else
+    (void)pc;
+    (void)on;
+#endif
+}
+
+/*
+ * Queues one item of a pipeline: its statement (prepared first when not
+ * cached, and cached at once so a later item of the group reuses it), then
+ * a Sync, which ends its implicit transaction.  0, or the item's own
+ * failure (a parameter libpq cannot take, out of memory), or TERN_EDB when
+ * libpq refused the send (the connection's failure).
+ */
+static int pg_queue_item(pg_conn *pc, db_item *it, int *conn_failed)
+{
+    char name[32];
+    int rc;
+
+    it->ncmds = 0;
+    it->stmt = 0;
+    it->prepared = 0;
+    *conn_failed = 0;
+    rc = pg_bind(pc, it->args, it->nargs, &it->e);
+    if (rc != 0)
+        return rc;
+    if (pc->base.db->cfg.stmt_cache == 0) {
+        if (!PQsendQueryParams(pc->conn, it->sql, (int)it->nargs, NULL, pc->vals, pc->lens,
+                               pc->fmts, 0))
+            goto send_failed;
+        it->ncmds = 1;
+    } else {
+        size_t len = strlen(it->sql);
+        uint64_t h = pg_hash(it->sql, len);
+        pg_stmt *st = pg_cache_find(pc, it->sql, len, h);
+
+        if (st != NULL) {
+            pg_lru_unlink(pc, st);
+            pg_lru_push(pc, st);
+            it->stmt = st->id;
+        } else {
+            /* An eviction here only queues a DEALLOCATE for later: a
+             * statement an earlier item uses stays until then. */
+            it->stmt = ++pc->next_id;
+            if (pg_cache_add(pc, it->sql, len, h, it->stmt) != 0)
+                return db_err_set(&it->e, TERN_ENOMEM, "postgres: out of memory");
+            it->prepared = 1;
+            snprintf(name, sizeof name, "tern_%" PRIu64, it->stmt);
+            if (!PQsendPrepare(pc->conn, name, it->sql, 0, NULL))
+                goto send_failed;
+            it->ncmds++;
+        }
+        snprintf(name, sizeof name, "tern_%" PRIu64, it->stmt);
+        if (!PQsendQueryPrepared(pc->conn, name, (int)it->nargs, pc->vals, pc->lens, pc->fmts, 0))
+            goto send_failed;
+        it->ncmds++;
+    }
+    if (!PQpipelineSync(pc->conn))
+        goto send_failed;
+    return 0;
+send_failed:
+    *conn_failed = 1;
+    return pg_send_failed(pc, &it->e);
+}
+
+/* The cached statement prepared under id, or NULL. */
+static pg_stmt *pg_cache_by_id(pg_conn *pc, uint64_t id)
+{
+    for (pg_stmt *st = pc->lru_head; st != NULL; st = st->next)
+        if (st->id == id)
+            return st;
+    return NULL;
+}
+
+/* Hands the items from `from` on back with the exchange's failure e. */
+static void pg_fail_items(db_item *from, const db_err *e)
+{
+    for (db_item *it = from, *next; it != NULL; it = next) {
+        next = it->next; /* done() may end the item's life */
+        it->rc = e->code;
+        it->e = *e;
+        it->done(it);
+    }
+}
+
+/*
+ * Reads one item's answers: each command's results up to its NULL, then the
+ * Sync's PGRES_PIPELINE_SYNC.  Rows come from the last command (the
+ * execute); the first error is the item's (in it->rc and it->e).  A
+ * statement the server did not know (a stale cache entry) is dropped and the
+ * item left to run alone; one whose prepare failed leaves the cache.
+ * Returns 0 while the connection is still in step, else its failure in e.
+ */
+static int pg_read_item(pg_conn *pc, db_item *it, db_err *e)
+{
+    int64_t deadline = pg_stmt_deadline(pc->base.db);
+    int first = 0, filled = 0, prep_failed = 0, rc;
+    PGresult *res;
+    pg_stmt *st;
+
+    pc->sqlstate[0] = '\0';
+    for (unsigned cmd = 0; cmd < it->ncmds; cmd++) {
+        for (;;) {
+            rc = pg_next_result(pc, deadline, &res, e);
+            if (rc != 0)
+                return rc;
+            if (res == NULL)
+                break;
+            if (first == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED) {
+                first = pg_result(pc, res, cmd + 1 == it->ncmds ? it->rs : NULL, &filled, &it->e);
+                prep_failed = first != 0 && it->prepared && cmd == 0;
+            }
+            PQclear(res);
+            if (pc->base.broken) {
+                if (PQstatus(pc->conn) == CONNECTION_BAD)
+                    return pg_lost(pc, e, "connection lost");
+                if (first == 0)
+                    return db_err_set(e, TERN_EDB, "postgres: connection unusable");
+                *e = it->e;
+                return first;
+            }
+        }
+    }
+    rc = pg_next_result(pc, deadline, &res, e);
+    if (rc != 0)
+        return rc;
+    if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+        /* After a FATAL (the server going down) libpq ends the pipeline
+         * early: the connection is lost.  Anything else: not understood. */
+        PQclear(res);
+        if (PQstatus(pc->conn) == CONNECTION_BAD || first == TERN_EUNAVAIL)
+            return pg_lost(pc, e, "connection lost");
+        pc->base.broken = 1;
+        return db_err_set(e, TERN_EDB, "postgres: pipeline out of step");
+    }
+    PQclear(res);
+    st = first != 0 && it->stmt != 0 ? pg_cache_by_id(pc, it->stmt) : NULL;
+    if (prep_failed) {
+        if (st != NULL)
+            pg_cache_remove(pc, st); /* never existed on the server */
+    } else if (first != 0 && it->stmt != 0 &&
+               (strcmp(pc->sqlstate, "26000") == 0 || strcmp(pc->sqlstate, "0A000") == 0)) {
+        /* Gone (DISCARD ALL: all are) or unusable (changed result type); an
+         * entry already removed was an earlier item's failed prepare. */
+        if (st != NULL && pc->sqlstate[0] == '2') {
+            pg_cache_clear(pc);
+        } else if (st != NULL) {
+            pg_forget(pc, st->id);
+            pg_cache_remove(pc, st);
+        }
+        first = DB_RUN_ALONE;
+    }
+    it->rc = first;
+    return 0;
+}
+
+/*
+ * driver.pipeline (see internal.h): every item is queued with its own Sync
+ * (corked, so the group leaves as one write), then the answers are read in
+ * order, each item handed back as soon as its own are in.  An item whose
+ * parameters cannot be sent fails alone.  Every item is handed back (done)
+ * exactly once, also when the connection fails.
+ */
+static int pg_pipeline(db_conn *c, db_item *items, db_err *e)
+{
+    pg_conn *pc = (pg_conn *)c;
+    int rc = pg_check(pc, e), conn_failed = 0;
+    db_item *it, *next;
+
+    if (rc == 0 && !PQenterPipelineMode(pc->conn))
+        rc = db_err_set(e, TERN_EDB, "postgres: cannot enter pipeline mode");
+    if (rc != 0) {
+        pg_fail_items(items, e);
+        return rc;
+    }
+    pg_cork(pc, 1);
+    for (it = items; it != NULL; it = it->next) {
+        int r = pg_queue_item(pc, it, &conn_failed);
+
+        if (conn_failed) {
+            *e = it->e;
+            break;
+        }
+        it->rc = r != 0 ? r : DB_PENDING;
+    }
+    rc = conn_failed ? e->code : pg_flush(pc, pg_stmt_deadline(c->db), e);
+    pg_cork(pc, 0);
+    it = items;
+    while (it != NULL && rc == 0) {
+        if (it->rc == DB_PENDING && (rc = pg_read_item(pc, it, e)) != 0)
+            break;
+        next = it->next; /* done() may end the item's life */
+        it->done(it);
+        it = next;
+    }
+    if (rc == 0 && !PQexitPipelineMode(pc->conn))
+        rc = db_err_set(e, TERN_EDB, "postgres: cannot leave pipeline mode");
+    if (rc != 0) {
+        pc->base.broken = 1; /* mid-pipeline: do not reuse */
+        pg_fail_items(it, e);
+        return rc;
+    }
+    if (PQstatus(pc->conn) == CONNECTION_BAD)
+        return pg_lost(pc, e, "connection lost");
+    pc->tx_idle = PQtransactionStatus(pc->conn) == PQTRANS_IDLE;
+    pg_drop_notifies(pc->conn);
+    if (pc->scratch.cap > PG_SCRATCH_KEEP)
+        tern_buf_deinit(&pc->scratch);
+    return 0;
+}
+
 /* driver.script: SQL text of any number of statements, simple protocol (so
  * no parameters); every result is read, the first error is returned. */
 static int pg_script(db_conn *c, const char *sql, db_err *e)
@@ -1240,4 +1466,5 @@ const db_driver db_driver_pg = {
     .script = pg_script,
     .ping = pg_ping,
     .batch = pg_batch,
+    .pipeline = pg_pipeline,
 };

@@ -762,6 +762,8 @@ static int sq_ping(db_conn *base, db_err *e)
 }
 
 const db_driver db_driver_sqlite = {
-    "sqlite", sq_open, sq_close, sq_connect, sq_disconnect, sq_query, sq_script, sq_ping,
-    NULL, /* batch: statements run in-process, one by one costs nothing extra */
+    "sqlite", sq_open,   sq_close, sq_connect, sq_disconnect,
+    sq_query, sq_script, sq_ping,  NULL, /* batch: statements run in-process, one by one costs
+                                            nothing extra */
+    NULL,                                /* pipeline: no round trips to save */
 };

@@ -21,6 +21,7 @@
  *   GET  /bad                a syntax error -> 500
  *   GET  /ready              -> 200 {"ready":true} or 503
  *   GET  /runs               -> {"n":N}: rows the migrations inserted
+ *   GET  /stats              -> {"coalesced":N,"errors":N} (tern_db_stats)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,21 @@ static int ready(tern_req *req)
     return tern_json_send(req, 200, TERN_STR("{\"ready\":true}"));
 }
 
+static int stats(tern_req *req)
+{
+    tern_db_stats st;
+    tern_jw *w = tern_json_begin(req, 200);
+
+    tern_db_stats_get(db, &st);
+    tern_jw_obj_begin(w);
+    tern_jw_key(w, TERN_STR("coalesced"));
+    tern_jw_int(w, (int64_t)st.coalesced);
+    tern_jw_key(w, TERN_STR("errors"));
+    tern_jw_int(w, (int64_t)st.errors);
+    tern_jw_obj_end(w);
+    return tern_json_end(req);
+}
+
 int main(int argc, char **argv)
 {
     tern_db_config dbc;
@@ -231,6 +247,8 @@ int main(int argc, char **argv)
             dbc.backoff_max_ms = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(a, "--max-waiters") == 0)
             dbc.max_waiters = (unsigned)atoi(argv[++i]);
+        else if (i + 1 < argc && strcmp(a, "--coalesce") == 0)
+            dbc.coalesce_max = (unsigned)atoi(argv[++i]);
         else
             rest[nrest++] = argv[i];
     }
@@ -266,6 +284,7 @@ int main(int argc, char **argv)
     tern_get(app, "/sleep/:ms", db_sleep);
     tern_get(app, "/bad", bad);
     tern_get(app, "/ready", ready);
+    tern_get(app, "/stats", stats);
 
     rc = tern_app_run(app);
     tern_app_free(app);

@@ -468,6 +468,164 @@ Test(db_pg, fifty_concurrent_writers_lose_nothing, .fini = teardown, .timeout = 
 }
 
 /* ------------------------------------------------------------------------ */
+/* Coalesced statements (PostgreSQL)                                          */
+
+/*
+ * One client thread of the mix: keep-alive requests whose outcomes differ
+ * (created, duplicate, read, foreign key violation, syntax error), so that
+ * statements sharing a round trip must still each get their own answer.
+ */
+struct mixer {
+    int port, id, n;
+    long dup_id;
+    int created, wrong, io;
+    char detail[200];
+    pthread_barrier_t *go;
+};
+
+/* Request i of m into req; *want is the status it must get. */
+static void mix_request(const struct mixer *m, int i, char *req, size_t cap, int *want)
+{
+    char name[32];
+    int len;
+
+    switch (i % 5) {
+    case 0:
+        snprintf(req, cap, "POST /items HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ndup");
+        *want = 409;
+        break;
+    case 1:
+        len = snprintf(name, sizeof name, "m%02d-%03d", m->id, i);
+        snprintf(req, cap, "POST /items HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s", len,
+                 name);
+        *want = 201;
+        break;
+    case 2:
+        snprintf(req, cap, "GET /items/%ld HTTP/1.1\r\nHost: t\r\n\r\n", m->dup_id);
+        *want = 200;
+        break;
+    case 3:
+        snprintf(req, cap,
+                 "POST /items/999999999/tags HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nt");
+        *want = 409;
+        break;
+    default:
+        snprintf(req, cap, "GET /bad HTTP/1.1\r\nHost: t\r\n\r\n");
+        *want = 500;
+        break;
+    }
+}
+
+static void *mixer_thread(void *arg)
+{
+    struct mixer *m = arg;
+    th_conn c;
+    int connected = 0;
+
+    pthread_barrier_wait(m->go);
+    for (int i = 0; i < m->n; i++) {
+        char req[256];
+        th_resp r;
+        int want, rc;
+
+        if (!connected) {
+            if (th_connect(&c, m->port) != 0) {
+                m->io++;
+                continue;
+            }
+            connected = 1;
+        }
+        mix_request(m, i + m->id, req, sizeof req, &want);
+        rc = th_send_str(&c, req);
+        rc = rc == 0 ? th_read_final(&c, &r, 20000, 0, NULL) : TH_CLOSED;
+        if (rc != TH_OK) {
+            m->io++;
+            th_close(&c);
+            connected = 0;
+            continue;
+        }
+        if (r.status != want || (want == 200 && strstr(r.body, "\"name\":\"dup\"") == NULL) ||
+            (r.status >= 500 && strstr(r.body, "SELEC") != NULL)) {
+            if (m->wrong++ == 0)
+                snprintf(m->detail, sizeof m->detail, "request %d: want %d, got %d %.120s", i,
+                         want, r.status, r.body);
+        } else if (want == 201) {
+            m->created++;
+        }
+        if (th_hdr_has_token(&r, "Connection", "close")) {
+            th_close(&c);
+            connected = 0;
+        }
+        th_resp_free(&r);
+    }
+    if (connected)
+        th_close(&c);
+    return NULL;
+}
+
+/* Runs the mix on one worker with coalesce_max `coalesce`; returns the
+ * statements the server reports as coalesced. */
+static long coalesced_mix(const char *coalesce)
+{
+    enum { NM = 24, PER = 25 };
+    struct mixer m[NM];
+    pthread_t th[NM];
+    pthread_barrier_t go;
+    th_resp r;
+    long dup_id = -1, n = -1, coalesced = -1, created = 0;
+
+    START(0, "--pool", "2", "--acquire-ms", "20000", "--workers", "1", "--coalesce", coalesce);
+    must(T.srv[0].port, "POST", "/items", "dup", &r);
+    TH_ASSERT_STATUS(&r, 201);
+    cr_assert_eq(th_json_int(r.body, "id", &dup_id), 0, "%s", r.body);
+    th_resp_free(&r);
+
+    pthread_barrier_init(&go, NULL, NM);
+    for (int i = 0; i < NM; i++) {
+        m[i] = (struct mixer){ .port = T.srv[0].port, .id = i, .n = PER, .dup_id = dup_id,
+                               .go = &go };
+        cr_assert_eq(pthread_create(&th[i], NULL, mixer_thread, &m[i]), 0);
+    }
+    for (int i = 0; i < NM; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < NM; i++) {
+        cr_assert_eq(m[i].io, 0, "client %d: %d requests got no complete response", i, m[i].io);
+        cr_assert_eq(m[i].wrong, 0, "client %d: %d wrong answers; first: %s", i, m[i].wrong,
+                     m[i].detail);
+        created += m[i].created;
+    }
+    must(T.srv[0].port, "GET", "/count", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    cr_assert(th_json_int(r.body, "n", &n) == 0 && n == created + 1,
+              "count %ld, expected %ld: a failing neighbour took a write with it", n, created + 1);
+    th_resp_free(&r);
+    must(T.srv[0].port, "GET", "/stats", NULL, &r);
+    TH_ASSERT_STATUS(&r, 200);
+    cr_assert_eq(th_json_int(r.body, "coalesced", &coalesced), 0, "%s", r.body);
+    th_resp_free(&r);
+    STOP_OK(0);
+    cr_assert_eq(raw_scalar("SELECT count(*) FROM items"), created + 1, "rows on disk");
+    return coalesced;
+}
+
+Test(db_pg, coalesced_statements_keep_their_own_outcomes, .fini = teardown, .timeout = 120)
+{
+    long coalesced;
+
+    prepare(K_PG);
+    coalesced = coalesced_mix("32");
+    fprintf(stderr, "coalesced: %ld of 601 statements shared a round trip\n", coalesced);
+    cr_assert_gt(coalesced, 0, "24 concurrent clients on one worker never shared a round trip");
+}
+
+Test(db_pg, coalescing_off_with_coalesce_max_1, .fini = teardown, .timeout = 120)
+{
+    prepare(K_PG);
+    cr_assert_eq(coalesced_mix("1"), 0, "coalesce_max 1 still coalesced");
+}
+
+/* ------------------------------------------------------------------------ */
 /* Migrations under concurrent starts                                         */
 
 struct prober {

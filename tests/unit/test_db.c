@@ -310,6 +310,7 @@ Test(open, config_defaults)
     cr_assert_eq(cfg.statement_timeout_ms, 30000);
     cr_assert_eq(cfg.tx_retries, 3);
     cr_assert_eq(cfg.retry_after_s, 1);
+    cr_assert_eq(cfg.coalesce_max, 32);
     cr_assert_eq(cfg.idle_timeout_ms, 60000);
     cr_assert_eq(cfg.max_lifetime_ms, 1800000);
     cr_assert_eq(cfg.connect_timeout_ms, 5000);
