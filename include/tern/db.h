@@ -259,9 +259,12 @@ TERN_API int tern_db_one(tern_req *req, tern_db *db, const char *sql, const tern
  * read in order: one network round trip instead of n); on SQLite they run
  * one after another.  Set i is args[i * nargs .. (i + 1) * nargs); its rows
  * go to out[i] (an array of n pointers the caller provides).  Each execution
- * is a statement of its own, not a transaction: on an error the rest may not
- * have run, and the first error is returned (and recorded, as for
- * tern_db_query).  For N lookups by key in one request.
+ * is a statement of its own; the first error is returned (and recorded, as
+ * for tern_db_query) and the sets after it do not run.  What the sets
+ * before it did differs: on PostgreSQL the batch is one implicit
+ * transaction, so they are undone; on SQLite each committed on its own.
+ * For N lookups by key in one request; for writes that must all happen or
+ * none, use tern_db_tx.
  */
 TERN_API int tern_db_query_batch(tern_req *req, tern_db *db, const char *sql,
                                  const tern_db_val *args, unsigned nargs, unsigned n,

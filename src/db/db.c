@@ -391,8 +391,8 @@ static void group_lead(db_group *g, db_member *m)
         return;
     }
     if (g->n == 1) {
-        m->item.rc =
-            conn_batch(c, m->item.sql, m->item.args, m->item.nargs, 1, &m->item.rs, &m->item.e);
+        m->item.rc = conn_batch(c, m->item.sql, m->item.args, m->item.nargs, m->item.n, m->item.rs,
+                                &m->item.e);
     } else {
         atomic_fetch_add(&g->db->coalesced, g->n);
         rc = c->db->drv->pipeline(c, g->head, &e);
@@ -403,12 +403,12 @@ static void group_lead(db_group *g, db_member *m)
 }
 
 /*
- * Runs one statement through a coalesced group: joins this worker's open
- * group, or starts and leads one.  An item the driver left to run alone
- * runs on the pool as usual.
+ * Runs a call (n parameter sets, rows to rs[0..n)) through a coalesced
+ * group: joins this worker's open group, or starts and leads one.  A call
+ * the driver left to run alone runs on the pool as usual.
  */
 static int coalesced(tern_db *db, const char *sql, const tern_db_val *args, unsigned nargs,
-                     tern_db_rows *rs, db_err *e)
+                     unsigned n, tern_db_rows **rs, db_err *e)
 {
     db_member m;
     db_group g;
@@ -417,6 +417,7 @@ static int coalesced(tern_db *db, const char *sql, const tern_db_val *args, unsi
     m.item.sql = sql;
     m.item.args = args;
     m.item.nargs = nargs;
+    m.item.n = n;
     m.item.rs = rs;
     m.item.rc = DB_PENDING;
     m.item.done = member_done;
@@ -437,15 +438,16 @@ static int coalesced(tern_db *db, const char *sql, const tern_db_val *args, unsi
         group_lead(&g, &m);
     }
     if (m.item.rc == DB_RUN_ALONE) {
-        rows_clear(rs);
-        return on_pool(db_first_pool(db), sql, args, nargs, 1, &rs, e);
+        for (unsigned i = 0; i < n; i++)
+            rows_clear(rs[i]);
+        return on_pool(db_first_pool(db), sql, args, nargs, n, rs, e);
     }
     if (m.item.rc != 0)
         *e = m.item.e;
     return m.item.rc;
 }
 
-/* 1 when a single statement on db may join a coalesced group. */
+/* 1 when a call on db may join a coalesced group. */
 static int may_coalesce(tern_db *db)
 {
     return db->drv->pipeline != NULL && db->cfg.coalesce_max > 1 && coro_current() != NULL &&
@@ -551,8 +553,10 @@ static int run_n(tern_req *req, tern_db *db, const char *sql, const tern_db_val 
             if (rc == DB_NEEDS_WRITER) /* the transaction is on the writer: cannot happen */
                 rc = db_err_set(&e, TERN_EDB, "statement needs the writer inside a transaction");
         } else if ((rc = ensure_ready(db, &e)) == 0) {
+            /* Batches already share a round trip; grouping them too would
+             * put many on one server process and cost parallelism. */
             if (n == 1 && may_coalesce(db))
-                rc = coalesced(db, sql, args, nargs, out[0], &e);
+                rc = coalesced(db, sql, args, nargs, n, out, &e);
             else
                 rc = on_pool(db_first_pool(db), sql, args, nargs, n, out, &e);
         }

@@ -128,12 +128,12 @@ struct db_driver {
     int (*batch)(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs, unsigned n,
                  tern_db_rows **rs, db_err *e);
     /*
-     * Optional: runs the items (a list, different statements from different
-     * requests) in one round trip, each in its own implicit transaction, so
-     * one failing changes nothing for the others; each item gets its own
-     * outcome (see db_item).  Returns 0, or a failure of the exchange itself
-     * (the connection lost: e filled) that the caller gives to every item
-     * still pending.  NULL: the driver cannot coalesce.
+     * Optional: runs the items (a list of calls from different requests) in
+     * one round trip, each in its own implicit transaction, so one failing
+     * changes nothing for the others; each item gets its own outcome (see
+     * db_item).  Every item is handed back exactly once, also when the
+     * exchange itself fails (the connection lost), which is then returned
+     * (e filled).  NULL: the driver cannot coalesce.
      */
     int (*pipeline)(db_conn *c, db_item *items, db_err *e);
 };
@@ -146,18 +146,19 @@ struct db_driver {
 #define DB_RUN_ALONE 3
 
 /*
- * One statement of a coalesced group (db.c): single statements that
- * concurrent requests on one worker issued in the same loop iteration run
- * in one round trip.  The driver sets rc (0, a TERN_E* code with e filled,
- * or DB_RUN_ALONE) and then calls done(item), after which it must not touch
- * the item again (done may hand it back to its coroutine).
+ * One call of a coalesced group (db.c): a statement with n parameter sets
+ * (1 for a single statement, n for a batch), set i at args + i * nargs, its
+ * rows to rs[i].  The driver sets rc (0, a TERN_E* code with e filled, or
+ * DB_RUN_ALONE) and then calls done(item), after which it must not touch the
+ * item again (done may hand it back to its coroutine).
  */
 struct db_item {
     db_item *next;
     const char *sql;
     const tern_db_val *args;
     unsigned nargs;
-    tern_db_rows *rs;
+    unsigned n;
+    tern_db_rows **rs;
     int rc;
     db_err e;
     void (*done)(db_item *it);

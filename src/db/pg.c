@@ -1022,97 +1022,6 @@ static int pg_query(db_conn *c, const char *sql, const tern_db_val *args, unsign
 }
 
 /*
- * driver.batch: the same statement n times, pipelined (libpq pipeline
- * mode): every execution is sent, then one Sync, then the results are read
- * in order, so n statements cost one network round trip instead of n.  The
- * first execution goes alone through pg_query, which prepares the statement
- * (or finds it cached, with the stale-statement retry); the rest reuse its
- * name.  Each execution is still its own statement (TFB's "one query per
- * row" holds); after an error the server skips the rest of the pipeline
- * (PGRES_PIPELINE_ABORTED) and the first error is returned.
- */
-static int pg_batch(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
-                    unsigned n, tern_db_rows **rs, db_err *e)
-{
-    pg_conn *pc = (pg_conn *)c;
-    int64_t deadline;
-    size_t len = strlen(sql);
-    pg_stmt *st;
-    char name[32];
-    int rc, first = 0;
-
-    if (n == 0)
-        return 0;
-    rc = pg_query(c, sql, args, nargs, rs[0], e);
-    if (rc != 0 || n == 1)
-        return rc;
-    st = c->db->cfg.stmt_cache ? pg_cache_find(pc, sql, len, pg_hash(sql, len)) : NULL;
-    if (st == NULL || !PQenterPipelineMode(pc->conn)) {
-        for (unsigned i = 1; i < n && rc == 0; i++) /* not cached: one at a time */
-            rc = pg_query(c, sql, args + (size_t)i * nargs, nargs, rs[i], e);
-        return rc;
-    }
-    snprintf(name, sizeof name, "tern_%" PRIu64, st->id);
-    deadline = pg_stmt_deadline(c->db);
-    for (unsigned i = 1; i < n; i++) {
-        /* libpq copies the values into its output buffer: scratch is reusable. */
-        rc = pg_bind(pc, args + (size_t)i * nargs, nargs, e);
-        if (rc != 0)
-            break;
-        if (!PQsendQueryPrepared(pc->conn, name, (int)nargs, pc->vals, pc->lens, pc->fmts, 0)) {
-            rc = pg_send_failed(pc, e);
-            break;
-        }
-    }
-    if (rc == 0 && !PQpipelineSync(pc->conn))
-        rc = pg_send_failed(pc, e);
-    if (rc != 0) {
-        /* Nothing half-sent can be trusted: the connection goes. */
-        pc->base.broken = 1;
-        return rc;
-    }
-    pc->sqlstate[0] = '\0';
-    rc = pg_flush(pc, deadline, e);
-    for (unsigned i = 1; rc == 0;) {
-        PGresult *res = NULL;
-
-        rc = pg_next_result(pc, deadline, &res, e);
-        if (rc != 0)
-            break;
-        if (res == NULL) { /* the end of one statement's results */
-            i++;
-            continue;
-        }
-        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
-            PQclear(res);
-            break;
-        }
-        if (i < n && first == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED) {
-            int filled = 0;
-
-            first = pg_result(pc, res, rs[i], &filled, e);
-        }
-        PQclear(res);
-        if (pc->base.broken)
-            rc = first != 0 ? first : db_err_set(e, TERN_EDB, "postgres: connection unusable");
-    }
-    if (rc != 0) {
-        pc->base.broken = 1; /* mid-pipeline: do not reuse */
-        return rc;
-    }
-    if (!PQexitPipelineMode(pc->conn)) {
-        pc->base.broken = 1;
-        return db_err_set(e, TERN_EDB, "postgres: cannot leave pipeline mode");
-    }
-    if (PQstatus(pc->conn) == CONNECTION_BAD)
-        return pg_lost(pc, e, "connection lost");
-    pc->tx_idle = PQtransactionStatus(pc->conn) == PQTRANS_IDLE;
-    if (pc->scratch.cap > PG_SCRATCH_KEEP)
-        tern_buf_deinit(&pc->scratch);
-    return first;
-}
-
-/*
  * TCP_CORK on (1) or off (0) around the sends of a pipeline: libpq 15's
  * PQpipelineSync flushes each time, and corked those writes leave as one
  * segment, so the server wakes once for the whole group.  Best effort: not
@@ -1133,10 +1042,11 @@ static void pg_cork(pg_conn *pc, int on)
 
 /*
  * Queues one item of a pipeline: its statement (prepared first when not
- * cached, and cached at once so a later item of the group reuses it), then
- * a Sync, which ends its implicit transaction.  0, or the item's own
- * failure (a parameter libpq cannot take, out of memory), or TERN_EDB when
- * libpq refused the send (the connection's failure).
+ * cached, and cached at once so a later item of the group reuses it), one
+ * execution per parameter set, then a Sync, which ends the item's implicit
+ * transaction.  0, or the item's own failure before anything was sent (a
+ * parameter libpq cannot take, out of memory), or, with *conn_failed set,
+ * libpq refusing a send (the connection's failure).
  */
 static int pg_queue_item(pg_conn *pc, db_item *it, int *conn_failed)
 {
@@ -1147,15 +1057,12 @@ static int pg_queue_item(pg_conn *pc, db_item *it, int *conn_failed)
     it->stmt = 0;
     it->prepared = 0;
     *conn_failed = 0;
-    rc = pg_bind(pc, it->args, it->nargs, &it->e);
-    if (rc != 0)
-        return rc;
-    if (pc->base.db->cfg.stmt_cache == 0) {
-        if (!PQsendQueryParams(pc->conn, it->sql, (int)it->nargs, NULL, pc->vals, pc->lens,
-                               pc->fmts, 0))
-            goto send_failed;
-        it->ncmds = 1;
-    } else {
+    /* Check every set first: a failure after the first send would leave a
+     * half-sent item in the pipeline. */
+    for (unsigned i = 0; i < it->n; i++)
+        if ((rc = pg_bind(pc, it->args + (size_t)i * it->nargs, it->nargs, &it->e)) != 0)
+            return rc;
+    if (pc->base.db->cfg.stmt_cache != 0) {
         size_t len = strlen(it->sql);
         uint64_t h = pg_hash(it->sql, len);
         pg_stmt *st = pg_cache_find(pc, it->sql, len, h);
@@ -1177,7 +1084,22 @@ static int pg_queue_item(pg_conn *pc, db_item *it, int *conn_failed)
             it->ncmds++;
         }
         snprintf(name, sizeof name, "tern_%" PRIu64, it->stmt);
-        if (!PQsendQueryPrepared(pc->conn, name, (int)it->nargs, pc->vals, pc->lens, pc->fmts, 0))
+    }
+    for (unsigned i = 0; i < it->n; i++) {
+        int ok;
+
+        /* Set 0 of a single set is still bound from the check.  libpq
+         * copies the values into its output buffer: scratch is reusable.
+         * Checked above, a bind can only run out of memory here. */
+        if (it->n > 1 && pg_bind(pc, it->args + (size_t)i * it->nargs, it->nargs, &it->e) != 0)
+            goto send_failed;
+        if (it->stmt != 0)
+            ok = PQsendQueryPrepared(pc->conn, name, (int)it->nargs, pc->vals, pc->lens, pc->fmts,
+                                     0);
+        else
+            ok = PQsendQueryParams(pc->conn, it->sql, (int)it->nargs, NULL, pc->vals, pc->lens,
+                                   pc->fmts, 0);
+        if (!ok)
             goto send_failed;
         it->ncmds++;
     }
@@ -1211,8 +1133,9 @@ static void pg_fail_items(db_item *from, const db_err *e)
 
 /*
  * Reads one item's answers: each command's results up to its NULL, then the
- * Sync's PGRES_PIPELINE_SYNC.  Rows come from the last command (the
- * execute); the first error is the item's (in it->rc and it->e).  A
+ * Sync's PGRES_PIPELINE_SYNC.  Execution i's rows go to it->rs[i]; the first
+ * error is the item's (in it->rc and it->e), and the commands after it in
+ * the item were skipped by the server (PGRES_PIPELINE_ABORTED).  A
  * statement the server did not know (a stale cache entry) is dropped and the
  * item left to run alone; one whose prepare failed leaves the cache.
  * Returns 0 while the connection is still in step, else its failure in e.
@@ -1220,12 +1143,15 @@ static void pg_fail_items(db_item *from, const db_err *e)
 static int pg_read_item(pg_conn *pc, db_item *it, db_err *e)
 {
     int64_t deadline = pg_stmt_deadline(pc->base.db);
-    int first = 0, filled = 0, prep_failed = 0, rc;
+    int first = 0, prep_failed = 0, rc;
     PGresult *res;
     pg_stmt *st;
 
     pc->sqlstate[0] = '\0';
     for (unsigned cmd = 0; cmd < it->ncmds; cmd++) {
+        unsigned exec = cmd - (unsigned)it->prepared; /* valid when cmd >= prepared */
+        int filled = 0;
+
         for (;;) {
             rc = pg_next_result(pc, deadline, &res, e);
             if (rc != 0)
@@ -1233,8 +1159,10 @@ static int pg_read_item(pg_conn *pc, db_item *it, db_err *e)
             if (res == NULL)
                 break;
             if (first == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED) {
-                first = pg_result(pc, res, cmd + 1 == it->ncmds ? it->rs : NULL, &filled, &it->e);
-                prep_failed = first != 0 && it->prepared && cmd == 0;
+                tern_db_rows *rs = cmd < (unsigned)it->prepared ? NULL : it->rs[exec];
+
+                first = pg_result(pc, res, rs, &filled, &it->e);
+                prep_failed = first != 0 && cmd < (unsigned)it->prepared;
             }
             PQclear(res);
             if (pc->base.broken) {
@@ -1246,6 +1174,9 @@ static int pg_read_item(pg_conn *pc, db_item *it, db_err *e)
                 return first;
             }
         }
+        /* Each execution is read with a fresh deadline: the bound is per
+         * statement, as it is for a statement alone. */
+        deadline = pg_stmt_deadline(pc->base.db);
     }
     rc = pg_next_result(pc, deadline, &res, e);
     if (rc != 0)
@@ -1290,7 +1221,7 @@ static int pg_read_item(pg_conn *pc, db_item *it, db_err *e)
 static int pg_pipeline(db_conn *c, db_item *items, db_err *e)
 {
     pg_conn *pc = (pg_conn *)c;
-    int rc = pg_check(pc, e), conn_failed = 0;
+    int rc = pg_check(pc, e), conn_failed = 0, cork;
     db_item *it, *next;
 
     if (rc == 0 && !PQenterPipelineMode(pc->conn))
@@ -1299,7 +1230,10 @@ static int pg_pipeline(db_conn *c, db_item *items, db_err *e)
         pg_fail_items(items, e);
         return rc;
     }
-    pg_cork(pc, 1);
+    /* One item flushes once, at its Sync; several need the cork. */
+    cork = items->next != NULL;
+    if (cork)
+        pg_cork(pc, 1);
     for (it = items; it != NULL; it = it->next) {
         int r = pg_queue_item(pc, it, &conn_failed);
 
@@ -1310,7 +1244,8 @@ static int pg_pipeline(db_conn *c, db_item *items, db_err *e)
         it->rc = r != 0 ? r : DB_PENDING;
     }
     rc = conn_failed ? e->code : pg_flush(pc, pg_stmt_deadline(c->db), e);
-    pg_cork(pc, 0);
+    if (cork)
+        pg_cork(pc, 0);
     it = items;
     while (it != NULL && rc == 0) {
         if (it->rc == DB_PENDING && (rc = pg_read_item(pc, it, e)) != 0)
@@ -1333,6 +1268,57 @@ static int pg_pipeline(db_conn *c, db_item *items, db_err *e)
     if (pc->scratch.cap > PG_SCRATCH_KEEP)
         tern_buf_deinit(&pc->scratch);
     return 0;
+}
+
+/* The done() of an item run on its own: nothing to hand back. */
+static void pg_item_kept(db_item *it)
+{
+    (void)it;
+}
+
+/*
+ * driver.batch: the same statement n times, pipelined (libpq pipeline
+ * mode): every execution is sent (after the prepare, on a cache miss), then
+ * one Sync, then the results are read in order, so n statements cost one
+ * network round trip instead of n.  Each execution is still its own
+ * statement (TFB's "one query per row" holds); they share one implicit
+ * transaction, so after an error the server skips the rest
+ * (PGRES_PIPELINE_ABORTED), undoes the sets before it, and the first error
+ * is returned.  A stale cached statement is prepared afresh and the batch
+ * run once more.
+ */
+static int pg_batch(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
+                    unsigned n, tern_db_rows **rs, db_err *e)
+{
+    db_item it;
+    int rc;
+
+    for (int attempt = 0;; attempt++) {
+        memset(&it, 0, sizeof it);
+        it.sql = sql;
+        it.args = args;
+        it.nargs = nargs;
+        it.n = n;
+        it.rs = rs;
+        it.done = pg_item_kept;
+        rc = pg_pipeline(c, &it, e);
+        if (rc != 0)
+            return rc;
+        /* Inside a transaction the failed statement aborted it: no rerun. */
+        if (it.rc != DB_RUN_ALONE || attempt > 0 || !((pg_conn *)c)->tx_idle)
+            break;
+        for (unsigned i = 0; i < n; i++) { /* rows of the failed try */
+            rs[i]->nrows = rs[i]->ncols = rs[i]->cap = 0;
+            rs[i]->names = NULL;
+            rs[i]->cells = NULL;
+            rs[i]->affected = 0;
+        }
+    }
+    if (it.rc == DB_RUN_ALONE) /* stale twice: report what the server said */
+        it.rc = it.e.code;
+    if (it.rc != 0)
+        *e = it.e;
+    return it.rc;
 }
 
 /* driver.script: SQL text of any number of statements, simple protocol (so

@@ -1552,6 +1552,25 @@ DB_TEST(statement_cache_eviction_and_schema_change)
     tern_db_rows_free(rs);
 }
 
+PG_TEST(batch_reprepares_a_statement_the_server_dropped)
+{
+    tern_db_config cfg = config();
+    tern_db_val args[3] = { tern_db_int(1), tern_db_int(2), tern_db_int(3) };
+    tern_db_rows *out[3];
+
+    cfg.max_conns = 1; /* DEALLOCATE ALL hits the connection the batch uses */
+    T.db = open_cfg(&cfg);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(tern_db_query_batch(NULL, T.db, "SELECT $1::int * 10 AS v", args, 1, 3, out),
+                     0, "round %d", round);
+        for (int i = 0; i < 3; i++) {
+            cr_assert_eq(tern_db_get_int(out[i], 0, "v"), (i + 1) * 10);
+            tern_db_rows_free(out[i]);
+        }
+        exec_ok(T.db, "DEALLOCATE ALL"); /* the cached statement is gone on the server */
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Migrations                                                                 */
 
@@ -1857,6 +1876,9 @@ DB_TEST(batch_writes_and_first_error)
                  TERN_ECONSTRAINT);
     for (int i = 0; i < 3; i++)
         cr_assert_null(out[i]);
+    /* PostgreSQL: one implicit transaction, the set before the error is
+     * undone; SQLite: each set commits on its own (db.h says so). */
+    cr_assert_eq(count(db, "users"), T.kind == K_PG ? 2 : 3);
     /* The connection is still good. */
     cr_assert_eq(tern_db_query_batch(NULL, db, "SELECT count(*) AS n FROM users", NULL, 0, 2, out),
                  0);
