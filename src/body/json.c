@@ -629,19 +629,58 @@ static unsigned hex4_checked(const uint8_t *p)
     return v;
 }
 
-/* Decodes the string at b->i (on its quote); *out points at the bytes. */
+/*
+ * For an 8-byte word, the high bit of each byte that is '"' or '\\' (the
+ * lowest flagged byte is exact, as in special_bytes).
+ */
+static inline uint64_t quote_or_backslash(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+
+    return (((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+}
+
+/* Offset of the first '"' or '\\' at or after s[i]; checked text always has
+ * one (the closing quote) before n. */
+static inline size_t jb_next_qb(const uint8_t *s, size_t i, size_t n)
+{
+    for (; n - i >= 8; i += 8) {
+        uint64_t w, m;
+
+        memcpy(&w, s + i, sizeof w);
+        m = quote_or_backslash(w);
+        if (m != 0) {
+            size_t k = plain_prefix(m);
+
+            if (s[i + k] == '"' || s[i + k] == '\\')
+                return i + k;
+            break; /* big-endian or unknown: the byte loop finds it */
+        }
+    }
+    while (s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
+/*
+ * Decodes the string at b->i (on its quote); *out points at the bytes:
+ * into the text itself when the string has no escape, else into scratch.
+ */
 static int jb_string(jb *b, const char **out, size_t *len)
 {
-    size_t start = ++b->i, end = start, o = 0;
+    size_t start = ++b->i, end = jb_next_qb(b->s, start, b->n), o;
 
-    while (b->s[end] != '"') /* checked: terminated, escapes well formed */
-        end += b->s[end] == '\\' ? 2 : 1;
-    if (memchr(b->s + start, '\\', end - start) == NULL) {
+    if (b->s[end] == '"') {
         *out = (const char *)b->s + start;
         *len = end - start;
         b->i = end + 1;
         return 0;
     }
+    /* An escape at end: find the closing quote, stepping over escapes
+     * (checked: well formed, and hex digits are neither '"' nor '\\'). */
+    do
+        end = jb_next_qb(b->s, end + 2, b->n);
+    while (b->s[end] == '\\');
     if (end - start > b->cap) { /* decoding never grows a string */
         char *p = tern_realloc(b->scratch, end - start);
 
@@ -650,14 +689,16 @@ static int jb_string(jb *b, const char **out, size_t *len)
         b->scratch = p;
         b->cap = end - start;
     }
+    o = 0;
     for (size_t i = start; i < end;) {
-        unsigned c = b->s[i];
+        size_t run = jb_next_qb(b->s, i, end + 1) - i; /* plain bytes up to the next '\\' */
+        unsigned c;
 
-        if (c != '\\') {
-            b->scratch[o++] = (char)c;
-            i++;
-            continue;
-        }
+        memcpy(b->scratch + o, b->s + i, run);
+        o += run;
+        i += run;
+        if (i == end)
+            break;
         c = b->s[i + 1];
         i += 2;
         switch (c) {
@@ -764,36 +805,52 @@ static json_t *jb_value(jb *b)
             return v;
         }
         while (v != NULL) {
-            size_t key_at;
+            size_t key_at, size;
+            char small[64], *key;
             json_t *item;
+            int dup;
 
             jb_ws(b);
             key_at = b->i;
             if (jb_string(b, &str, &len) != 0)
                 break;
-            if (json_object_getn(v, str, len) != NULL) {
+            /* A key decoded into scratch is copied: the value's strings
+             * reuse scratch.  A key in the text stays valid. */
+            key = (char *)str;
+            if (str == b->scratch) {
+                key = len < sizeof small ? small : tern_malloc(len + 1);
+                if (key == NULL)
+                    break;
+                memcpy(key, str, len);
+            }
+            jb_ws(b);
+            b->i++; /* ':' */
+            item = jb_value(b);
+            /*
+             * A duplicate is told by the size not growing (one hash lookup
+             * instead of a lookup before the insert).  When the value failed
+             * it is looked up: a duplicate key is reported before anything
+             * in its value, as it comes first in the text.
+             */
+            size = json_object_size(v);
+            if (item == NULL) {
+                dup = json_object_getn(v, key, len) != NULL;
+            } else if (json_object_setn_new_nocheck(v, key, len, item) != 0) {
+                dup = 0;
+                b->bad = NULL; /* out of memory */
+                item = NULL;
+            } else {
+                dup = json_object_size(v) == size;
+            }
+            if (key != str && key != small)
+                tern_free(key);
+            if (dup) {
                 b->bad = R_DUPLICATE;
                 b->bad_at = key_at;
                 break;
             }
-            {
-                /* The key may live in scratch, which the value's strings reuse. */
-                char small[64], *key = len < sizeof small ? small : tern_malloc(len + 1);
-
-                if (key == NULL)
-                    break;
-                memcpy(key, str, len);
-                jb_ws(b);
-                b->i++; /* ':' */
-                item = jb_value(b);
-                if (item == NULL || json_object_setn_new_nocheck(v, key, len, item) != 0) {
-                    if (key != small)
-                        tern_free(key);
-                    break;
-                }
-                if (key != small)
-                    tern_free(key);
-            }
+            if (item == NULL)
+                break;
             jb_ws(b);
             if (b->s[b->i++] == '}')
                 return v;
