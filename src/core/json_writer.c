@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/strscan.h"
 #include "tern/json.h"
 
 void tern_jw_init(tern_jw *w, tern_buf *out)
@@ -139,46 +140,6 @@ static inline int room(tern_buf *b, size_t n)
     return b->cap - b->len >= n ? 0 : tern_buf_reserve(b, n);
 }
 
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
-/*
- * For an 8-byte word, the high bit of each byte that needs attention: below
- * 0x20, '"', '\\' or non-ASCII.  A borrow can also flag a byte above a truly
- * flagged one, never below, so the lowest flagged byte is exact.
- */
-static inline uint64_t special_bytes(uint64_t w)
-{
-    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-    uint64_t lt20 = (w - ONES * 0x20) & ~w;
-
-    q = (q - ONES) & ~q;
-    b = (b - ONES) & ~b;
-    return (lt20 | q | b | w) & HIGHS;
-}
-
-/* Offset of the first byte at or after p[i] that needs attention, or n. */
-static inline size_t plain_run_end(const unsigned char *p, size_t i, size_t n)
-{
-    for (; n - i >= 8; i += 8) {
-        uint64_t x, m;
-
-        memcpy(&x, p + i, 8);
-        m = special_bytes(x);
-        if (m != 0) {
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) &&                        \
-    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            return i + ((size_t)__builtin_ctzll(m) >> 3);
-#else
-            break;
-#endif
-        }
-    }
-    while (i < n && p[i] >= 0x20 && p[i] != '"' && p[i] != '\\' && p[i] < 0x80)
-        i++;
-    return i;
-}
-
 /*
  * Plain runs are copied straight into the buffer: room for the whole rest of
  * the string is made once at the start and again after each escape (which
@@ -199,7 +160,7 @@ int tern_json_escape(tern_buf *out, tern_str s)
         char esc[8];
         size_t en, l;
 
-        i = plain_run_end(p, i, s.n);
+        i = tern__str_special(p, i, s.n);
         if (i == s.n)
             break;
         c = p[i];
