@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app/internal.h"
+#include "body/json_alloc.h"
 
 void tern_config_init(tern_config *cfg)
 {
@@ -46,6 +47,7 @@ tern_app *tern_app_new(const tern_config *cfg)
 
     if (app == NULL)
         return NULL;
+    tern__json_alloc_install();
     if (cfg)
         app->cfg = *cfg;
     else
@@ -94,6 +96,7 @@ void tern_app_free(tern_app *app)
     if (app->stop_pipe[1] >= 0)
         close(app->stop_pipe[1]);
     tern_free(app);
+    tern__json_alloc_drain(); /* the worker threads released theirs on exit */
 }
 
 tern_config *tern_app_config(tern_app *app)

@@ -24,9 +24,9 @@
  *     the start of the token, since that is what the reader must look at.
  *
  * Speed: one table lookup classifies a byte; plain string bytes (printable
- * ASCII other than '"' and '\') are skipped eight at a time with a SWAR test
- * whose lowest flagged byte is exact, so a string costs about one 64-bit
- * load per eight bytes.
+ * ASCII other than '"' and '\') are skipped 16 at a time with SSE2, else
+ * eight at a time with a SWAR test (core/strscan.h), so a string costs about
+ * one load per 16 or 8 bytes.
  *
  * tern_json_parse runs the checker, then builds jansson values from the
  * checked text itself (see "Building jansson values" below): jansson's own
@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/strscan.h"
 #include "tern/body.h"
 
 #define JSON_DEPTH_CAP 1024
@@ -137,38 +138,6 @@ static void set_error(tern_json_error *err, const uint8_t *s, size_t n, size_t a
 /* ------------------------------------------------------------------------ */
 /* Strings                                                                    */
 
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
-/*
- * For an 8-byte word, the high bit of each byte that is not J_PLAIN: below
- * 0x20, '"', '\' or non-ASCII.  The zero-byte tricks can also flag a byte
- * *above* a truly flagged one (a borrow propagates upwards), never below, so
- * the lowest flagged byte is always exact.
- */
-static inline uint64_t special_bytes(uint64_t w)
-{
-    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-    uint64_t lt20 = (w - ONES * 0x20) & ~w;
-
-    q = (q - ONES) & ~q;
-    b = (b - ONES) & ~b;
-    return (lt20 | q | b | w) & HIGHS;
-}
-
-/* Bytes of the word before the first flagged one (0 when unknown: the byte
- * loop that follows the SWAR loop then finds it). */
-static inline size_t plain_prefix(uint64_t m)
-{
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) &&                        \
-    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (size_t)__builtin_ctzll(m) >> 3;
-#else
-    (void)m;
-    return 0;
-#endif
-}
-
 /* Value of a hex digit, or -1. */
 static inline int hexval(uint8_t c)
 {
@@ -249,19 +218,7 @@ static size_t scan_string(const uint8_t *s, size_t q, size_t n, size_t *at, cons
         unsigned cp, lo;
         int r;
 
-        /* Fast path: whole words of plain bytes. */
-        for (; n - i >= 8; i += 8) {
-            uint64_t w, m;
-
-            memcpy(&w, s + i, sizeof w);
-            m = special_bytes(w);
-            if (m != 0) {
-                i += plain_prefix(m);
-                break;
-            }
-        }
-        while (i < n && JIS(s[i], J_PLAIN))
-            i++;
+        i = tern__str_special(s, i, n); /* skip plain bytes */
         if (i == n)
             goto unterminated;
 
@@ -629,19 +586,25 @@ static unsigned hex4_checked(const uint8_t *p)
     return v;
 }
 
-/* Decodes the string at b->i (on its quote); *out points at the bytes. */
+/*
+ * Decodes the string at b->i (on its quote); *out points at the bytes:
+ * into the text itself when the string has no escape, else into scratch.
+ */
 static int jb_string(jb *b, const char **out, size_t *len)
 {
-    size_t start = ++b->i, end = start, o = 0;
+    size_t start = ++b->i, end = tern__str_qb(b->s, start, b->n), o;
 
-    while (b->s[end] != '"') /* checked: terminated, escapes well formed */
-        end += b->s[end] == '\\' ? 2 : 1;
-    if (memchr(b->s + start, '\\', end - start) == NULL) {
+    if (b->s[end] == '"') {
         *out = (const char *)b->s + start;
         *len = end - start;
         b->i = end + 1;
         return 0;
     }
+    /* An escape at end: find the closing quote, stepping over escapes
+     * (checked: well formed, and hex digits are neither '"' nor '\\'). */
+    do
+        end = tern__str_qb(b->s, end + 2, b->n);
+    while (b->s[end] == '\\');
     if (end - start > b->cap) { /* decoding never grows a string */
         char *p = tern_realloc(b->scratch, end - start);
 
@@ -650,14 +613,16 @@ static int jb_string(jb *b, const char **out, size_t *len)
         b->scratch = p;
         b->cap = end - start;
     }
+    o = 0;
     for (size_t i = start; i < end;) {
-        unsigned c = b->s[i];
+        size_t run = tern__str_qb(b->s, i, end + 1) - i; /* plain bytes up to the next '\\' */
+        unsigned c;
 
-        if (c != '\\') {
-            b->scratch[o++] = (char)c;
-            i++;
-            continue;
-        }
+        memcpy(b->scratch + o, b->s + i, run);
+        o += run;
+        i += run;
+        if (i == end)
+            break;
         c = b->s[i + 1];
         i += 2;
         switch (c) {
@@ -764,36 +729,52 @@ static json_t *jb_value(jb *b)
             return v;
         }
         while (v != NULL) {
-            size_t key_at;
+            size_t key_at, size;
+            char small[64], *key;
             json_t *item;
+            int dup;
 
             jb_ws(b);
             key_at = b->i;
             if (jb_string(b, &str, &len) != 0)
                 break;
-            if (json_object_getn(v, str, len) != NULL) {
+            /* A key decoded into scratch is copied: the value's strings
+             * reuse scratch.  A key in the text stays valid. */
+            key = (char *)str;
+            if (str == b->scratch) {
+                key = len < sizeof small ? small : tern_malloc(len + 1);
+                if (key == NULL)
+                    break;
+                memcpy(key, str, len);
+            }
+            jb_ws(b);
+            b->i++; /* ':' */
+            item = jb_value(b);
+            /*
+             * A duplicate is told by the size not growing (one hash lookup
+             * instead of a lookup before the insert).  When the value failed
+             * it is looked up: a duplicate key is reported before anything
+             * in its value, as it comes first in the text.
+             */
+            size = json_object_size(v);
+            if (item == NULL) {
+                dup = json_object_getn(v, key, len) != NULL;
+            } else if (json_object_setn_new_nocheck(v, key, len, item) != 0) {
+                dup = 0;
+                b->bad = NULL; /* out of memory */
+                item = NULL;
+            } else {
+                dup = json_object_size(v) == size;
+            }
+            if (key != str && key != small)
+                tern_free(key);
+            if (dup) {
                 b->bad = R_DUPLICATE;
                 b->bad_at = key_at;
                 break;
             }
-            {
-                /* The key may live in scratch, which the value's strings reuse. */
-                char small[64], *key = len < sizeof small ? small : tern_malloc(len + 1);
-
-                if (key == NULL)
-                    break;
-                memcpy(key, str, len);
-                jb_ws(b);
-                b->i++; /* ':' */
-                item = jb_value(b);
-                if (item == NULL || json_object_setn_new_nocheck(v, key, len, item) != 0) {
-                    if (key != small)
-                        tern_free(key);
-                    break;
-                }
-                if (key != small)
-                    tern_free(key);
-            }
+            if (item == NULL)
+                break;
             jb_ws(b);
             if (b->s[b->i++] == '}')
                 return v;

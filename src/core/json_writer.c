@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/strscan.h"
 #include "tern/json.h"
 
 void tern_jw_init(tern_jw *w, tern_buf *out)
@@ -133,43 +134,36 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return 0;
 }
 
-/*
- * 1 when none of the 8 bytes at p needs attention: all are printable ASCII
- * other than '"' and '\\'.  SWAR: a byte below 0x20, equal to '"' or '\\',
- * or with its top bit set, sets the top bit of its lane in the mask (a
- * false alarm only sends the bytes through the exact loop).
- */
-static int plain8(const unsigned char *p)
+/* Makes room for n more bytes: the common case (room already there) inline. */
+static inline int room(tern_buf *b, size_t n)
 {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t x, q, b;
-
-    memcpy(&x, p, 8);
-    q = x ^ (ones * '"');
-    b = x ^ (ones * '\\');
-    return (((x - ones * 0x20) | (q - ones) | (b - ones) | x) & high) == 0;
+    return b->cap - b->len >= n ? 0 : tern_buf_reserve(b, n);
 }
 
+/*
+ * Plain runs are copied straight into the buffer: room for the whole rest of
+ * the string is made once at the start and again after each escape (which
+ * may be longer than the bytes it replaces), so a string without escapes
+ * costs one reservation and one copy.
+ */
 int tern_json_escape(tern_buf *out, tern_str s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s.p;
     size_t i = 0, run = 0;
-    int rc;
+    int rc = room(out, s.n);
 
-    while (i < s.n) {
-        unsigned char c = p[i];
+    if (rc)
+        return rc;
+    for (;;) {
+        unsigned char c;
         char esc[8];
-        size_t en = 0, l;
+        size_t en, l;
 
-        if (i + 8 <= s.n && plain8(p + i)) {
-            i += 8;
-            continue;
-        }
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            continue;
-        }
+        i = tern__str_special(p, i, s.n);
+        if (i == s.n)
+            break;
+        c = p[i];
         if (c >= 0x80) {
             l = utf8_len(p + i, s.n - i);
             if (l == 0)
@@ -182,7 +176,6 @@ int tern_json_escape(tern_buf *out, tern_str s)
             }
             memcpy(esc, p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
             en = 6;
-            l = 3;
         } else {
             l = 1;
             esc[0] = '\\';
@@ -202,30 +195,43 @@ int tern_json_escape(tern_buf *out, tern_str s)
                 en = 6;
             }
         }
-        rc = tern_buf_append(out, s.p + run, i - run);
-        if (rc == 0)
-            rc = tern_buf_append(out, esc, en);
-        if (rc)
-            return rc;
+        /* room holds s.n - run bytes: the run, then the escape and the rest */
+        memcpy(out->p + out->len, s.p + run, i - run);
+        out->len += i - run;
         i += l;
         run = i;
+        rc = room(out, en + (s.n - i));
+        if (rc)
+            return rc;
+        memcpy(out->p + out->len, esc, en);
+        out->len += en;
     }
-    return tern_buf_append(out, s.p + run, s.n - run);
+    if (s.n > run) {
+        memcpy(out->p + out->len, s.p + run, s.n - run);
+        out->len += s.n - run;
+    }
+    return 0;
 }
 
+/* Writes s quoted and escaped; on failure nothing of it stays in the buffer. */
 static int put_string(tern_jw *w, tern_str s)
 {
-    size_t mark = w->out->len;
-    int rc = put(w, "\"", 1);
+    tern_buf *out = w->out;
+    size_t mark = out->len;
+    int rc = room(out, s.n + 2);
 
-    if (rc)
-        return rc;
-    rc = tern_json_escape(w->out, s);
+    if (rc == 0) {
+        out->p[out->len++] = '"';
+        rc = tern_json_escape(out, s);
+    }
+    if (rc == 0)
+        rc = room(out, 1);
     if (rc) {
-        w->out->len = mark;
+        out->len = mark;
         return fail(w, rc);
     }
-    return put(w, "\"", 1);
+    out->p[out->len++] = '"';
+    return 0;
 }
 
 int tern_jw_key(tern_jw *w, tern_str key)

@@ -37,22 +37,45 @@ static int is_hex(unsigned char c)
     return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
-/* RFC 3986 unreserved: ALPHA DIGIT - . _ ~ */
-static int is_unreserved(unsigned char c)
-{
-    return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
+/* Byte classes for the URI and email scanners (one table lookup per byte). */
+enum {
+    C_PCHAR = 0x01, /* RFC 3986 unreserved or sub-delims */
+    C_COLON = 0x02,
+    C_AT = 0x04,
+    C_SLASH = 0x08,
+    C_QUERY = 0x10, /* '?' */
+    C_HASH = 0x20,
+    C_ATEXT = 0x40, /* RFC 5322 atext */
+};
 
-/* RFC 3986 sub-delims: ! $ & ' ( ) * + , ; = */
-static int is_subdelim(unsigned char c)
-{
-    return c != '\0' && strchr("!$&'()*+,;=", c) != NULL;
-}
+/* clang-format off */
+static const unsigned char ctab[256] = {
+    /* sub-delims ! $ & ' ( ) * + , ; =  (atext too, but for ( ) , ;) */
+    ['!'] = C_PCHAR | C_ATEXT, ['$'] = C_PCHAR | C_ATEXT, ['&'] = C_PCHAR | C_ATEXT,
+    ['\''] = C_PCHAR | C_ATEXT, ['('] = C_PCHAR, [')'] = C_PCHAR, ['*'] = C_PCHAR | C_ATEXT,
+    ['+'] = C_PCHAR | C_ATEXT, [','] = C_PCHAR, [';'] = C_PCHAR, ['='] = C_PCHAR | C_ATEXT,
+    /* unreserved - . _ ~  (atext but for .) */
+    ['-'] = C_PCHAR | C_ATEXT, ['.'] = C_PCHAR, ['_'] = C_PCHAR | C_ATEXT, ['~'] = C_PCHAR | C_ATEXT,
+    /* the other atext */
+    ['#'] = C_ATEXT | C_HASH, ['%'] = C_ATEXT, ['/'] = C_ATEXT | C_SLASH, ['?'] = C_ATEXT | C_QUERY,
+    ['^'] = C_ATEXT, ['`'] = C_ATEXT, ['{'] = C_ATEXT, ['|'] = C_ATEXT, ['}'] = C_ATEXT,
+    [':'] = C_COLON, ['@'] = C_AT,
+    ['0'] = C_PCHAR | C_ATEXT, ['1'] = C_PCHAR | C_ATEXT, ['2'] = C_PCHAR | C_ATEXT,
+    ['3'] = C_PCHAR | C_ATEXT, ['4'] = C_PCHAR | C_ATEXT, ['5'] = C_PCHAR | C_ATEXT,
+    ['6'] = C_PCHAR | C_ATEXT, ['7'] = C_PCHAR | C_ATEXT, ['8'] = C_PCHAR | C_ATEXT,
+    ['9'] = C_PCHAR | C_ATEXT,
+#define L(c) [c] = C_PCHAR | C_ATEXT, [c - 'a' + 'A'] = C_PCHAR | C_ATEXT
+    L('a'), L('b'), L('c'), L('d'), L('e'), L('f'), L('g'), L('h'), L('i'), L('j'), L('k'),
+    L('l'), L('m'), L('n'), L('o'), L('p'), L('q'), L('r'), L('s'), L('t'), L('u'), L('v'),
+    L('w'), L('x'), L('y'), L('z'),
+#undef L
+};
+/* clang-format on */
 
 /* RFC 5322 atext: letters, digits and ! # $ % & ' * + - / = ? ^ _ ` { | } ~ */
 static int is_atext(unsigned char c)
 {
-    return is_alpha(c) || is_digit(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+    return (ctab[c] & C_ATEXT) != 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -259,21 +282,24 @@ static int pct(const char *s, size_t n, size_t *i)
     return 1;
 }
 
-/* Scans chars in `extra` plus unreserved, sub-delims and pct-encoded up to a
- * byte in `stop` or the end.  Returns 0 on a byte that is neither. */
-static int scan(const char *s, size_t n, size_t *i, const char *extra, const char *stop)
+/* Scans bytes of the classes in `extra` plus unreserved, sub-delims and
+ * pct-encoded up to a byte of a class in `stop` or the end.  Returns 0 on a
+ * byte that is neither. */
+static int scan(const char *s, size_t n, size_t *i, unsigned extra, unsigned stop)
 {
+    unsigned ok = C_PCHAR | extra;
+
     while (*i < n) {
         unsigned char c = (unsigned char)s[*i];
 
-        if (strchr(stop, c) != NULL && c != '\0')
+        if (ctab[c] & stop)
             return 1;
         if (c == '%') {
             if (!pct(s, n, i))
                 return 0;
             continue;
         }
-        if (!is_unreserved(c) && !is_subdelim(c) && (c == '\0' || strchr(extra, c) == NULL))
+        if (!(ctab[c] & ok))
             return 0;
         (*i)++;
     }
@@ -358,7 +384,7 @@ static int ip_literal(const char *s, size_t n)
         for (i++; i < n; i++) {
             unsigned char c = (unsigned char)s[i];
 
-            if (!is_unreserved(c) && !is_subdelim(c) && c != ':')
+            if (!(ctab[c] & C_PCHAR) && c != ':') /* unreserved, sub-delims or ':' */
                 return 0;
         }
         return 1;
@@ -393,7 +419,7 @@ int tern_fmt_uri(const char *s, size_t n)
         if (at > start) {
             size_t u = start;
 
-            if (!scan(s, at - 1, &u, ":", "") || u != at - 1)
+            if (!scan(s, at - 1, &u, C_COLON, 0) || u != at - 1)
                 return 0;
             i = at;
         }
@@ -408,7 +434,7 @@ int tern_fmt_uri(const char *s, size_t n)
             i = close + 1;
         } else {
             /* reg-name (an IPv4 address is a reg-name too) */
-            if (!scan(s, end, &i, "", ":"))
+            if (!scan(s, end, &i, 0, C_COLON))
                 return 0;
         }
         /* [ ":" port ] */
@@ -422,16 +448,16 @@ int tern_fmt_uri(const char *s, size_t n)
             return 0;
     }
     /* path: pchar and '/' */
-    if (!scan(s, n, &i, ":@/", "?#"))
+    if (!scan(s, n, &i, C_COLON | C_AT | C_SLASH, C_QUERY | C_HASH))
         return 0;
     if (i < n && s[i] == '?') {
         i++;
-        if (!scan(s, n, &i, ":@/?", "#"))
+        if (!scan(s, n, &i, C_COLON | C_AT | C_SLASH | C_QUERY, C_HASH))
             return 0;
     }
     if (i < n && s[i] == '#') {
         i++;
-        if (!scan(s, n, &i, ":@/?", ""))
+        if (!scan(s, n, &i, C_COLON | C_AT | C_SLASH | C_QUERY, 0))
             return 0;
     }
     return i == n;

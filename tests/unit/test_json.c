@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "body/json_alloc.h"
 #include "tern/body.h"
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -750,4 +751,75 @@ Test(json_parse, jansson_out_of_memory_is_enomem)
     cr_assert_eq(tern_json_parse(TERN_STR("{\"a\":[1,2,3]}"), 64, &v, &e), TERN_ENOMEM);
     cr_assert_null(v);
     cr_assert_str_eq(e.reason, "out of memory");
+}
+
+/* ------------------------------------------------------------------------ */
+/* The per-thread block cache tern_app_new hands jansson (json_alloc.c)      */
+
+static const char cache_doc[] = "{\"id\":\"3f2b8c1e\",\"tags\":[\"a\",\"bb\",\"ccc\"],"
+                                "\"address\":{\"city\":\"London\",\"n\":12},\"x\":1.5,"
+                                "\"long\":\"0123456789012345678901234567890123456789"
+                                "01234567890123456789012345678901234567890123456789\"}";
+
+static void *parse_and_free_many(void *arg)
+{
+    json_t *keep = arg; /* made on another thread: freed here */
+    tern_json_error e;
+
+    for (int i = 0; i < 2000; i++) {
+        json_t *v = NULL;
+
+        cr_assert_eq(tern_json_parse(((tern_str){ cache_doc, sizeof cache_doc - 1 }), 64, &v, &e), 0);
+        cr_assert_str_eq(json_string_value(json_object_get(v, "id")), "3f2b8c1e");
+        json_decref(v);
+    }
+    json_decref(keep);
+    return NULL;
+}
+
+Test(json_alloc, values_round_trip_across_threads_with_the_cache)
+{
+    json_t *before = json_pack("{s:[i,s]}", "made with plain malloc", 1, "x");
+    json_t *kept[4];
+    pthread_t t[4];
+    tern_json_error e;
+
+    tern__json_alloc_install();
+    json_decref(before); /* a plain malloc block through the cache's free */
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(tern_json_parse(((tern_str){ cache_doc, sizeof cache_doc - 1 }), 64, &kept[i], &e), 0);
+        cr_assert_eq(pthread_create(&t[i], NULL, parse_and_free_many, kept[i]), 0);
+    }
+    parse_and_free_many(json_deep_copy(kept[0]));
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_join(t[i], NULL), 0);
+    tern__json_alloc_drain();
+
+    /* Replaced by plain malloc/free later: blocks the cache made stay valid. */
+    json_t *v = NULL;
+    cr_assert_eq(tern_json_parse(((tern_str){ cache_doc, sizeof cache_doc - 1 }), 64, &v, &e), 0);
+    json_set_alloc_funcs(malloc, free);
+    json_decref(v);
+}
+
+static void *app_malloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void app_free(void *p)
+{
+    free(p);
+}
+
+Test(json_alloc, an_allocator_the_app_set_is_kept)
+{
+    json_malloc_t m;
+    json_free_t f;
+
+    json_set_alloc_funcs(app_malloc, app_free);
+    tern__json_alloc_install();
+    json_get_alloc_funcs(&m, &f);
+    cr_assert(m == app_malloc && f == app_free);
+    json_set_alloc_funcs(malloc, free);
 }
