@@ -22,6 +22,8 @@
  *   GET  /ready              -> 200 {"ready":true} or 503
  *   GET  /runs               -> {"n":N}: rows the migrations inserted
  *   GET  /stats              -> {"coalesced":N,"errors":N} (tern_db_stats)
+ *   POST /discard            PostgreSQL DEALLOCATE ALL on whichever connection
+ *                            runs it: its cached statements go stale -> 204
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +206,13 @@ static int ready(tern_req *req)
     return tern_json_send(req, 200, TERN_STR("{\"ready\":true}"));
 }
 
+static int discard(tern_req *req)
+{
+    int rc = tern_db_exec(req, db, "DEALLOCATE ALL", TERN_DB_NOARGS, NULL);
+
+    return rc ? rc : tern_send(req, 204, NULL, NULL, 0);
+}
+
 static int stats(tern_req *req)
 {
     tern_db_stats st;
@@ -285,6 +294,7 @@ int main(int argc, char **argv)
     tern_get(app, "/bad", bad);
     tern_get(app, "/ready", ready);
     tern_get(app, "/stats", stats);
+    tern_post(app, "/discard", discard);
 
     rc = tern_app_run(app);
     tern_app_free(app);

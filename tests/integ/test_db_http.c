@@ -619,6 +619,77 @@ Test(db_pg, coalesced_statements_keep_their_own_outcomes, .fini = teardown, .tim
     cr_assert_gt(coalesced, 0, "24 concurrent clients on one worker never shared a round trip");
 }
 
+/* Readers for the stale-statement test: GET /items/ID until told to stop. */
+struct reader {
+    int port, n, ok, wrong;
+    long id;
+};
+
+static void *reader_thread(void *arg)
+{
+    struct reader *rd = arg;
+    char path[64];
+
+    snprintf(path, sizeof path, "/items/%ld", rd->id);
+    for (int i = 0; i < rd->n; i++) {
+        th_resp r;
+
+        if (http(rd->port, "GET", path, NULL, &r, 20000) != TH_OK) {
+            rd->wrong++;
+            continue;
+        }
+        if (r.status == 200 && strstr(r.body, "\"name\":\"s\"") != NULL)
+            rd->ok++;
+        else
+            rd->wrong++;
+        th_resp_free(&r);
+    }
+    return NULL;
+}
+
+/*
+ * DEALLOCATE ALL on the only connection makes every cached statement stale
+ * while reads keep arriving in groups: the statement that meets "prepared
+ * statement does not exist" inside a group, and every later one of that
+ * group, must be run again on its own and answer as if nothing happened.
+ */
+Test(db_pg, coalesced_statements_survive_a_dropped_statement_cache, .fini = teardown,
+     .timeout = 120)
+{
+    enum { NR = 12, PER = 20 };
+    struct reader rd[NR];
+    pthread_t th[NR];
+    th_resp r;
+    long id = -1, coalesced = -1;
+
+    prepare(K_PG);
+    START(0, "--pool", "1", "--acquire-ms", "20000", "--workers", "1");
+    must(T.srv[0].port, "POST", "/items", "s", &r);
+    TH_ASSERT_STATUS(&r, 201);
+    cr_assert_eq(th_json_int(r.body, "id", &id), 0, "%s", r.body);
+    th_resp_free(&r);
+    for (int round = 0; round < 3; round++) {
+        must(T.srv[0].port, "POST", "/discard", NULL, &r);
+        TH_ASSERT_STATUS(&r, 204);
+        th_resp_free(&r);
+        for (int i = 0; i < NR; i++) {
+            rd[i] = (struct reader){ .port = T.srv[0].port, .n = PER, .id = id };
+            cr_assert_eq(pthread_create(&th[i], NULL, reader_thread, &rd[i]), 0);
+        }
+        for (int i = 0; i < NR; i++) {
+            pthread_join(th[i], NULL);
+            cr_assert_eq(rd[i].wrong, 0, "round %d reader %d: %d wrong answers", round, i,
+                         rd[i].wrong);
+            cr_assert_eq(rd[i].ok, PER);
+        }
+    }
+    must(T.srv[0].port, "GET", "/stats", NULL, &r);
+    cr_assert_eq(th_json_int(r.body, "coalesced", &coalesced), 0, "%s", r.body);
+    th_resp_free(&r);
+    cr_assert_gt(coalesced, 0, "the reads never shared a round trip");
+    STOP_OK(0);
+}
+
 Test(db_pg, coalescing_off_with_coalesce_max_1, .fini = teardown, .timeout = 120)
 {
     prepare(K_PG);
