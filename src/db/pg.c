@@ -16,15 +16,20 @@
  * Statements.  Each connection caches its prepared statements keyed by the
  * SQL text: a hash table for lookup and an LRU list for eviction, capacity
  * cfg.stmt_cache (0 disables the cache: every statement then goes out as an
- * unnamed one-shot PQsendQueryParams).  A statement is prepared on first use
- * (one extra round trip) under a name that is never reused on the connection
- * ("tern_<n>").  libpq 15 has no PQsendClosePrepared, so evicted names are
- * queued and dropped with one batched DEALLOCATE before a later prepare;
- * names are unique, so a DEALLOCATE that never happens costs server memory,
- * never a wrong answer.  A cached statement the server no longer knows
- * (26000, after DISCARD ALL) or may not run any more (0A000, "cached plan
- * must not change result type" after ALTER TABLE) is dropped and, when no
- * transaction is open, run once more freshly prepared.
+ * unnamed one-shot PQsendQueryParams).  A statement is prepared on first use,
+ * in the same pipelined round trip as its first execution, under a name that
+ * is never reused on the connection ("tern_<n>").  libpq 15 has no
+ * PQsendClosePrepared, so evicted names are queued and dropped with one
+ * batched DEALLOCATE before a later exchange; names are unique, so a
+ * DEALLOCATE that never happens costs server memory, never a wrong answer.
+ * A cached statement the server no longer knows (26000, after DISCARD ALL)
+ * or may not run any more (0A000, "cached plan must not change result type"
+ * after ALTER TABLE) is dropped and, when no transaction is open, run once
+ * more freshly prepared.
+ *
+ * Every statement goes out in pipeline mode (pg_pipeline): a single one, a
+ * batch (n executions, one Sync: one implicit transaction), or a coalesced
+ * group of calls from different requests, each with its own Sync (db.c).
  *
  * Parameters go in text format (bool t/f, decimal integers, %.17g doubles,
  * text and JSON as given, each copied NUL-terminated into a per-connection
@@ -941,87 +946,6 @@ static int pg_check(pg_conn *pc, db_err *e)
 }
 
 /*
- * Runs sql through the statement cache: prepares it on a miss, then executes
- * it with the bound parameters (pc->vals...).  *retry is set when the cached
- * statement turned out stale and the statement can safely run once more.
- */
-static int pg_run_cached(pg_conn *pc, const char *sql, unsigned nargs, tern_db_rows *rs,
-                         int64_t deadline, db_err *e, int *retry)
-{
-    size_t len = strlen(sql);
-    uint64_t h = pg_hash(sql, len);
-    pg_stmt *st = pg_cache_find(pc, sql, len, h);
-    uint64_t id;
-    char name[32];
-    int rc;
-
-    *retry = 0;
-    if (st != NULL) {
-        pg_lru_unlink(pc, st);
-        pg_lru_push(pc, st);
-        id = st->id;
-        snprintf(name, sizeof name, "tern_%" PRIu64, id);
-    } else {
-        if (pc->ndead >= PG_DEALLOC_BATCH) {
-            rc = pg_dealloc(pc, deadline, e);
-            if (rc != 0)
-                return rc;
-        }
-        id = ++pc->next_id;
-        snprintf(name, sizeof name, "tern_%" PRIu64, id);
-        if (!PQsendPrepare(pc->conn, name, sql, 0, NULL))
-            return pg_send_failed(pc, e);
-        rc = pg_finish(pc, deadline, NULL, e);
-        if (rc != 0)
-            return rc;
-        if (pg_cache_add(pc, sql, len, h, id) != 0)
-            pg_forget(pc, id); /* run it this once anyway */
-    }
-    if (!PQsendQueryPrepared(pc->conn, name, (int)nargs, pc->vals, pc->lens, pc->fmts, 0))
-        return pg_send_failed(pc, e);
-    rc = pg_finish(pc, deadline, rs, e);
-    if (rc != 0 && st != NULL && !pc->base.broken &&
-        (strcmp(pc->sqlstate, "26000") == 0 || strcmp(pc->sqlstate, "0A000") == 0)) {
-        if (pc->sqlstate[0] == '2')
-            pg_cache_clear(pc); /* DISCARD ALL / DEALLOCATE ALL: all are gone */
-        else {
-            pg_forget(pc, id);
-            pg_cache_remove(pc, st);
-        }
-        *retry = pc->tx_idle;
-    }
-    return rc;
-}
-
-/* driver.query: one statement with $1..$n parameters (see internal.h). */
-static int pg_query(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
-                    tern_db_rows *rs, db_err *e)
-{
-    pg_conn *pc = (pg_conn *)c;
-    int64_t deadline = pg_stmt_deadline(c->db);
-    int rc, retry;
-
-    rc = pg_check(pc, e);
-    if (rc == 0)
-        rc = pg_bind(pc, args, nargs, e);
-    if (rc != 0)
-        return rc;
-    if (c->db->cfg.stmt_cache == 0) {
-        if (!PQsendQueryParams(pc->conn, sql, (int)nargs, NULL, pc->vals, pc->lens, pc->fmts, 0))
-            rc = pg_send_failed(pc, e);
-        else
-            rc = pg_finish(pc, deadline, rs, e);
-    } else {
-        rc = pg_run_cached(pc, sql, nargs, rs, deadline, e, &retry);
-        if (rc != 0 && retry)
-            rc = pg_run_cached(pc, sql, nargs, rs, deadline, e, &retry);
-    }
-    if (pc->scratch.cap > PG_SCRATCH_KEEP)
-        tern_buf_deinit(&pc->scratch);
-    return rc;
-}
-
-/*
  * TCP_CORK on (1) or off (0) around the sends of a pipeline: libpq 15's
  * PQpipelineSync flushes each time, and corked those writes leave as one
  * segment, so the server wakes once for the whole group.  Best effort: not
@@ -1224,6 +1148,10 @@ static int pg_pipeline(db_conn *c, db_item *items, db_err *e)
     int rc = pg_check(pc, e), conn_failed = 0, cork;
     db_item *it, *next;
 
+    /* Evicted statements are dropped before the pipeline, one round trip
+     * for PG_DEALLOC_BATCH of them. */
+    if (rc == 0 && pc->ndead >= PG_DEALLOC_BATCH)
+        rc = pg_dealloc(pc, pg_stmt_deadline(c->db), e);
     if (rc == 0 && !PQenterPipelineMode(pc->conn))
         rc = db_err_set(e, TERN_EDB, "postgres: cannot enter pipeline mode");
     if (rc != 0) {
@@ -1319,6 +1247,13 @@ static int pg_batch(db_conn *c, const char *sql, const tern_db_val *args, unsign
     if (it.rc != 0)
         *e = it.e;
     return it.rc;
+}
+
+/* driver.query: one statement, a batch of one (see internal.h). */
+static int pg_query(db_conn *c, const char *sql, const tern_db_val *args, unsigned nargs,
+                    tern_db_rows *rs, db_err *e)
+{
+    return pg_batch(c, sql, args, nargs, 1, &rs, e);
 }
 
 /* driver.script: SQL text of any number of statements, simple protocol (so
