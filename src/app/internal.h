@@ -58,6 +58,7 @@ struct tern_route {
     void *data;
     mw_list mws;
     char *body_media; /* declared body media type (tern_route_body) */
+    int body_form;    /* body_media is urlencoded (else the JSON family) */
     const tern_schema *body_schema;
     const tern_schema *query_schema;
     const tern_schema *params_schema;

@@ -28,13 +28,16 @@
  * eight at a time with a SWAR test (core/strscan.h), so a string costs about
  * one load per 16 or 8 bytes.
  *
- * tern_json_parse runs the checker, then builds jansson values from the
- * checked text itself (see "Building jansson values" below): jansson's own
- * lexer would check everything a second time, a byte at a time.  Only three
- * failures can remain after a successful check: a duplicate key, an integer
- * outside int64 or a real beyond double (both "number out of range", as
- * jansson reports them), and allocation; the first two are positioned at the
- * start of their token.
+ * tern_json_parse builds jansson values from the text itself: jansson's own
+ * lexer would check everything a second time, a byte at a time.  Valid text
+ * is read once (jf_value, "The one-pass parse" below: the checker's scanners
+ * and the builder's decoders in one recursive descent).  On any failure the
+ * partial value is dropped and the two-pass path runs: the checker, then the
+ * builder of checked text (see "Building jansson values" below), so errors
+ * and their precedence are the checker's.  Only three failures can remain
+ * after a successful check: a duplicate key, an integer outside int64 or a
+ * real beyond double (both "number out of range", as jansson reports them),
+ * and allocation; the first two are positioned at the start of their token.
  */
 #include <limits.h>
 #include <math.h>
@@ -208,9 +211,11 @@ static inline size_t utf8_seq(const uint8_t *s, size_t i, size_t n)
 
 /*
  * Scans a string whose opening quote is at s[q].  Returns the offset just
- * past the closing quote, or FAIL with *at and *reason set.
+ * past the closing quote, or FAIL with *at and *reason set.  *escaped is set
+ * to 1 when the string holds a backslash escape (left alone otherwise).
  */
-static size_t scan_string(const uint8_t *s, size_t q, size_t n, size_t *at, const char **reason)
+static inline size_t scan_string(const uint8_t *s, size_t q, size_t n, size_t *at,
+                                 const char **reason, int *escaped)
 {
     size_t i = q + 1;
 
@@ -242,6 +247,7 @@ static size_t scan_string(const uint8_t *s, size_t q, size_t n, size_t *at, cons
         }
 
         /* A backslash at s[i]. */
+        *escaped = 1;
         if (i + 1 == n)
             goto unterminated;
         switch (s[i + 1]) {
@@ -379,6 +385,7 @@ int tern_json_check(tern_str text, unsigned max_depth, tern_json_error *err)
     size_t n = text.n, i = 0, at = 0;
     uint64_t objects[JSON_DEPTH_CAP / 64] = { 0 }; /* bit d: level d+1 is an object */
     unsigned depth = 0;
+    int escaped = 0; /* not needed here */
     const char *reason = R_JSON_VALUE, *value_reason = R_JSON_VALUE, *key_reason = R_KEY;
 
     if (max_depth > JSON_DEPTH_CAP) {
@@ -428,7 +435,7 @@ value:
         goto value;
     }
     case '"':
-        i = scan_string(s, i, n, &at, &reason);
+        i = scan_string(s, i, n, &at, &reason, &escaped);
         if (i == FAIL)
             goto fail;
         goto after_value;
@@ -477,7 +484,7 @@ key:
         reason = key_reason;
         goto fail;
     }
-    i = scan_string(s, i, n, &at, &reason);
+    i = scan_string(s, i, n, &at, &reason, &escaped);
     if (i == FAIL)
         goto fail;
     while (i < n && JIS(s[i], J_WS))
@@ -665,19 +672,16 @@ static int jb_string(jb *b, const char **out, size_t *len)
     return 0;
 }
 
-static json_t *jb_number(jb *b)
+/*
+ * The value of the checked number s[start..end); `real` says whether it has
+ * a fraction or an exponent.  NULL with b->bad set if it does not fit, NULL
+ * with b->bad unchanged (NULL) when out of memory.
+ */
+static json_t *jb_number_span(jb *b, size_t start, size_t end, int real)
 {
-    size_t start = b->i, end = start;
-    int real = 0;
     char buf[400], *txt;
     double real_value;
 
-    while (end < b->n && (JIS(b->s[end], J_DIGIT) || b->s[end] == '-' || b->s[end] == '+' ||
-                          b->s[end] == '.' || b->s[end] == 'e' || b->s[end] == 'E')) {
-        real |= b->s[end] == '.' || b->s[end] == 'e' || b->s[end] == 'E';
-        end++;
-    }
-    b->i = end;
     if (!real) {
         const uint8_t *p = b->s + start;
         int neg = *p == '-';
@@ -710,6 +714,20 @@ static json_t *jb_number(jb *b)
         return NULL;
     }
     return json_real(real_value);
+}
+
+static json_t *jb_number(jb *b)
+{
+    size_t start = b->i, end = start;
+    int real = 0;
+
+    while (end < b->n && (JIS(b->s[end], J_DIGIT) || b->s[end] == '-' || b->s[end] == '+' ||
+                          b->s[end] == '.' || b->s[end] == 'e' || b->s[end] == 'E')) {
+        real |= b->s[end] == '.' || b->s[end] == 'e' || b->s[end] == 'E';
+        end++;
+    }
+    b->i = end;
+    return jb_number_span(b, start, end, real);
 }
 
 static json_t *jb_value(jb *b)
@@ -812,6 +830,180 @@ static json_t *jb_value(jb *b)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* The one-pass parse                                                         */
+
+static inline size_t skip_ws(const uint8_t *s, size_t i, size_t n)
+{
+    while (i < n && JIS(s[i], J_WS))
+        i++;
+    return i;
+}
+
+/*
+ * Checks and builds in one pass over the text, with the checker's scanners
+ * (scan_string, scan_number, scan_literal) and the builder's decoders
+ * (jb_string, jb_number_span).  The value starts at b->i (no whitespace
+ * before it); on success b->i is just past it.  Recursion depth is the
+ * nesting depth, at most max_depth (depth_left counts down), with a frame
+ * no larger than jb_value's.
+ *
+ * Returns NULL on any failure (invalid text, too deep, a duplicate key, a
+ * number out of range, no memory) without saying which: tern_json_parse
+ * then drops what was built and runs the check and the build of checked
+ * text, which report every error exactly as they always have (a syntax
+ * error anywhere wins over a duplicate key or a range error before it).
+ * Valid text, the common case, is read once.
+ */
+static json_t *jf_value(jb *b, unsigned depth_left)
+{
+    const uint8_t *s = b->s;
+    size_t n = b->n, i = b->i, end, at;
+    const char *reason, *str;
+    size_t len;
+    int esc = 0;
+    json_t *v;
+
+    if (i == n)
+        return NULL;
+    switch (s[i]) {
+    case '{':
+        if (depth_left == 0 || (v = json_object()) == NULL)
+            return NULL;
+        i = skip_ws(s, i + 1, n);
+        if (i < n && s[i] == '}') {
+            b->i = i + 1;
+            return v;
+        }
+        for (;;) {
+            char *key = NULL; /* a copy of an escaped key (the value reuses scratch) */
+            json_t *item;
+            size_t size;
+
+            if (i == n || s[i] != '"')
+                break;
+            esc = 0;
+            end = scan_string(s, i, n, &at, &reason, &esc);
+            if (end == FAIL)
+                break;
+            if (!esc) {
+                str = (const char *)s + i + 1;
+                len = end - i - 2;
+            } else {
+                b->i = i;
+                if (jb_string(b, &str, &len) != 0 || (key = tern_malloc(len + 1)) == NULL)
+                    break;
+                memcpy(key, str, len);
+                str = key;
+            }
+            i = skip_ws(s, end, n);
+            if (i == n || s[i] != ':') {
+                tern_free(key);
+                break;
+            }
+            b->i = skip_ws(s, i + 1, n);
+            item = jf_value(b, depth_left - 1);
+            size = json_object_size(v);
+            /* A duplicate is told by the size not growing. */
+            if (item == NULL || json_object_setn_new_nocheck(v, str, len, item) != 0 ||
+                json_object_size(v) == size) {
+                tern_free(key);
+                break;
+            }
+            tern_free(key);
+            i = skip_ws(s, b->i, n);
+            if (i < n && s[i] == ',') {
+                i = skip_ws(s, i + 1, n);
+                continue;
+            }
+            if (i < n && s[i] == '}') {
+                b->i = i + 1;
+                return v;
+            }
+            break;
+        }
+        json_decref(v);
+        return NULL;
+    case '[':
+        if (depth_left == 0 || (v = json_array()) == NULL)
+            return NULL;
+        i = skip_ws(s, i + 1, n);
+        if (i < n && s[i] == ']') {
+            b->i = i + 1;
+            return v;
+        }
+        for (;;) {
+            json_t *item;
+
+            b->i = i;
+            item = jf_value(b, depth_left - 1);
+            if (item == NULL || json_array_append_new(v, item) != 0)
+                break;
+            i = skip_ws(s, b->i, n);
+            if (i < n && s[i] == ',') {
+                i = skip_ws(s, i + 1, n);
+                continue;
+            }
+            if (i < n && s[i] == ']') {
+                b->i = i + 1;
+                return v;
+            }
+            break;
+        }
+        json_decref(v);
+        return NULL;
+    case '"':
+        end = scan_string(s, i, n, &at, &reason, &esc);
+        if (end == FAIL)
+            return NULL;
+        if (!esc) {
+            b->i = end;
+            return json_stringn_nocheck((const char *)s + i + 1, end - i - 2);
+        }
+        b->i = i;
+        if (jb_string(b, &str, &len) != 0)
+            return NULL;
+        return json_stringn_nocheck(str, len);
+    case 't':
+    case 'f':
+    case 'n':
+        if (s[i] == 't') {
+            end = scan_literal(s, i, n, "true", 4);
+            v = json_true();
+        } else if (s[i] == 'f') {
+            end = scan_literal(s, i, n, "false", 5);
+            v = json_false();
+        } else {
+            end = scan_literal(s, i, n, "null", 4);
+            v = json_null();
+        }
+        if (end == FAIL)
+            return NULL;
+        b->i = end;
+        return v;
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
+        end = scan_number(s, i, n);
+        if (end == FAIL)
+            return NULL;
+        b->i = end;
+        for (size_t k = i; k < end; k++)
+            if (s[k] == '.' || s[k] == 'e' || s[k] == 'E')
+                return jb_number_span(b, i, end, 1);
+        return jb_number_span(b, i, end, 0);
+    default: return NULL;
+    }
+}
+
 int tern_json_parse(tern_str text, unsigned max_depth, json_t **out, tern_json_error *err)
 {
     jb b = { (const uint8_t *)text.p, text.n, 0, 0, NULL, NULL, 0 };
@@ -819,9 +1011,25 @@ int tern_json_parse(tern_str text, unsigned max_depth, json_t **out, tern_json_e
     int rc;
 
     *out = NULL;
+    if (b.s != NULL && max_depth <= JSON_DEPTH_CAP) {
+        b.i = skip_ws(b.s, 0, b.n);
+        v = jf_value(&b, max_depth);
+        if (v != NULL && skip_ws(b.s, b.i, b.n) == b.n) {
+            tern_free(b.scratch);
+            *out = v;
+            return 0;
+        }
+        json_decref(v); /* NULL-safe */
+        b.i = 0;
+        b.bad = NULL;
+        b.bad_at = 0;
+    }
+    /* Invalid, or failed to build: the two passes give the exact error. */
     rc = tern_json_check(text, max_depth, err);
-    if (rc != 0)
+    if (rc != 0) {
+        tern_free(b.scratch);
         return rc;
+    }
     v = jb_value(&b);
     tern_free(b.scratch);
     if (v != NULL) {

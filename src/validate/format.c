@@ -482,7 +482,7 @@ static const fmt_def formats[] = {
 static const fmt_def *find(const char *name)
 {
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
-        if (strcmp(formats[i].name, name) == 0)
+        if (formats[i].name[0] == name[0] && strcmp(formats[i].name, name) == 0)
             return &formats[i];
     }
     return NULL;

@@ -247,9 +247,13 @@ static void fail_type(vctx *c, const tern_schema *s, const seg *sg)
 /* Scalars                                                                    */
 
 /* Code points in s[0..n): the bytes that do not continue a sequence (10xxxxxx),
- * counted eight at a time. */
+ * counted eight at a time.  The rest of a string of eight bytes or more is
+ * the word ending at n, less its bytes counted already: last + k holds 8 - k
+ * zero bytes then k ones, a mask of a word's last k bytes in either byte
+ * order. */
 static size_t count_code_points(const char *s, size_t n)
 {
+    static const unsigned char last[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1 };
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     size_t cps = 0, i = 0;
 
@@ -259,6 +263,14 @@ static size_t count_code_points(const char *s, size_t n)
         memcpy(&w, s + i, sizeof w);
         cont = (w & ~(w << 1) & highs) >> 7; /* 1 in each continuation byte */
         cps += 8 - (size_t)((cont * ones) >> 56);
+    }
+    if (i < n && n >= 8) { /* the word ending at n, its first bytes counted already */
+        uint64_t w, cont, mask;
+
+        memcpy(&w, s + n - 8, sizeof w);
+        memcpy(&mask, last + (n - i), sizeof mask);
+        cont = (w & ~(w << 1) & highs) >> 7;
+        return cps + (n - i) - (size_t)(((cont & mask) * ones) >> 56);
     }
     for (; i < n; i++)
         cps += ((unsigned char)s[i] & 0xC0) != 0x80;
@@ -597,6 +609,16 @@ static void check_array(vctx *c, const tern_schema *s, json_t *v, const seg *sg)
     }
 }
 
+/* Whether the C string name is key[0..klen); reads no byte of name past
+ * its NUL (a key may hold a NUL byte). */
+static inline int name_is(const char *name, const char *key, size_t klen)
+{
+    for (size_t j = 0; j < klen; j++)
+        if (name[j] != key[j] || name[j] == '\0')
+            return 0;
+    return name[klen] == '\0';
+}
+
 /*
  * Finds the property named key[0..klen) in props (count n), trying *hint
  * first: members usually come in schema order, so that is one comparison.
@@ -607,9 +629,7 @@ static long find_prop(const tern_prop *props, size_t n, const char *key, size_t 
         size_t i = (*hint + k) % n;
         const char *name = props[i].name;
 
-        /* strnlen never reads past name's NUL nor past klen + 1 bytes */
-        if (name[0] == (klen ? key[0] : '\0') && strnlen(name, klen + 1) == klen &&
-            memcmp(name, key, klen) == 0) {
+        if (name_is(name, key, klen)) {
             *hint = i + 1 < n ? i + 1 : 0;
             return (long)i;
         }
@@ -692,7 +712,8 @@ static void check_object(vctx *c, const tern_schema *s, json_t *v, const seg *sg
             check_value(c, props[i].schema, json_object_iter_value(it), &child, &sl);
         }
     }
-    if (!c->nomem)
+    /* Nothing can be absent when every property was seen (the usual case). */
+    if (!c->nomem && (n > 64 || seen != (n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1)))
         check_absent(c, s, v, sg, seen, NULL);
 }
 

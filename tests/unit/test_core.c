@@ -26,6 +26,28 @@ Test(core, str_ieq)
     cr_assert(tern_str_eq(TERN_STR(""), TERN_STR_NULL));
 }
 
+/* Eight bytes at a time: every byte pair, at every position of a 9-byte
+ * string (one word and an overlapping tail), against a byte reference. */
+Test(core, str_ieq_words)
+{
+    for (int x = 0; x < 256; x++) {
+        for (int y = 0; y < 256; y++) {
+            int lx = x >= 'A' && x <= 'Z' ? x | 0x20 : x, ly = y >= 'A' && y <= 'Z' ? y | 0x20 : y;
+
+            for (int at = 0; at < 9; at++) {
+                char a[9] = "xYz@[`{Q9", b[9] = "XyZ@[`{q9";
+
+                a[at] = (char)x;
+                b[at] = (char)y;
+                cr_assert_eq(tern_str_ieq((tern_str){ a, 9 }, (tern_str){ b, 9 }), lx == ly,
+                             "%02x %02x at %d", x, y, at);
+            }
+        }
+    }
+    cr_assert(tern_str_ieq(TERN_STR("APPLICATION/X-WWW-FORM"), TERN_STR("application/x-www-form")));
+    cr_assert_not(tern_str_ieq(TERN_STR("application/x-www-forn"), TERN_STR("application/x-www-form")));
+}
+
 Test(core, http_date_format)
 {
     char d[30] = { 0 };

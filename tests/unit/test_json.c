@@ -669,6 +669,28 @@ Test(json_parse, duplicate_keys)
     json_decref(v);
 }
 
+/* Valid text is read once; any failure reruns check and build, so a syntax
+ * error later in the text still wins over a duplicate or a range error
+ * found first, and the depth limit is the checker's. */
+Test(json_parse, one_pass_keeps_error_precedence)
+{
+    tern_json_error e;
+    json_t *v = (json_t *)1;
+
+    parse_fails("{\"a\":1,\"a\":2,}", 1, 14, "expected a string key");
+    parse_fails("[99999999999999999999, tru]", 1, 24,
+                "invalid literal (expected true, false or null)");
+    parse_fails("{\"a\":1,\"a\":2} x", 1, 15, "unexpected data after the JSON value");
+    parse_fails("[1e999, \"\\q\"]", 1, 10, "invalid escape in a string");
+    parse_fails("{\"a\":[1,{\"b\":2,\"b\":3}],\"c\":-01}", 1, 28, "invalid number");
+    cr_assert_eq(tern_json_parse(TERN_STR("[[[1]]]"), 2, &v, &e), TERN_ETOOBIG);
+    cr_assert_null(v);
+    cr_assert_str_eq(e.reason, R_DEPTH);
+    cr_assert_eq(e.offset, 2);
+    cr_assert_eq(tern_json_parse(TERN_STR(" [[1]] "), 2, &v, &e), 0);
+    json_decref(v);
+}
+
 Test(json_parse, check_errors_pass_through_unchanged)
 {
     for (size_t k = 0; k < LEN(invalid_docs); k++) {
