@@ -227,6 +227,7 @@ typedef struct tern_db_stats {
     uint64_t errors;    /* statements that failed */
     int ready;          /* as tern_db_ready, without connecting */
     uint64_t coalesced; /* statements that shared a round trip (coalesce_max) */
+    uint64_t groups;    /* those round trips: coalesced / groups = statements per trip */
 } tern_db_stats;
 
 /** Copies the pool's figures into out. */

@@ -54,17 +54,11 @@ static int put_string(tern_buf *b, const char *s, size_t n)
 
 static int put_int(tern_buf *b, int64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    int rc = room(b, 21); /* '-' and 20 digits: neither append can fail after */
 
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    return put(b, tmp + i, sizeof tmp - i);
+    if (rc == 0 && v < 0)
+        rc = put(b, "-", 1);
+    return rc ? rc : tern_buf_append_u64(b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
 }
 
 /*

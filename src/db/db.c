@@ -170,6 +170,7 @@ void tern_db_stats_get(tern_db *db, tern_db_stats *out)
         db_pool_stats_add(db->writer, out);
     out->errors = atomic_load(&db->errors);
     out->coalesced = atomic_load(&db->coalesced);
+    out->groups = atomic_load(&db->groups);
 }
 
 db_pool *db_first_pool(tern_db *db)
@@ -272,7 +273,7 @@ static void after_error(db_conn *c, int rc)
         c->suspect = 1;
 }
 
-static void rows_clear(tern_db_rows *rs)
+void db_rows_reset(tern_db_rows *rs)
 {
     rs->nrows = rs->ncols = rs->cap = 0;
     rs->names = NULL;
@@ -313,7 +314,7 @@ static int on_pool(db_pool *p, const char *sql, const tern_db_val *args, unsigne
         if (db->writer == NULL || p == db->writer)
             return db_err_set(e, TERN_EDB, "driver asked for a writer it does not have");
         for (unsigned i = 0; i < n; i++)
-            rows_clear(rs[i]);
+            db_rows_reset(rs[i]);
         return on_pool(db->writer, sql, args, nargs, n, rs, e);
     }
     return rc;
@@ -395,6 +396,7 @@ static void group_lead(db_group *g, db_member *m)
                                 &m->item.e);
     } else {
         atomic_fetch_add(&g->db->coalesced, g->n);
+        atomic_fetch_add(&g->db->groups, 1);
         rc = c->db->drv->pipeline(c, g->head, &e);
         if (rc != 0)
             after_error(c, rc);
@@ -439,7 +441,7 @@ static int coalesced(tern_db *db, const char *sql, const tern_db_val *args, unsi
     }
     if (m.item.rc == DB_RUN_ALONE) {
         for (unsigned i = 0; i < n; i++)
-            rows_clear(rs[i]);
+            db_rows_reset(rs[i]);
         return on_pool(db_first_pool(db), sql, args, nargs, n, rs, e);
     }
     if (m.item.rc != 0)

@@ -72,6 +72,8 @@ struct tern_db_rows {
  */
 int db_rows_columns(tern_db_rows *rs, unsigned ncols);
 int db_rows_set_name(tern_db_rows *rs, unsigned col, const char *name, size_t n);
+/* Empties rs for another try (its arena keeps what it holds). */
+void db_rows_reset(tern_db_rows *rs);
 /* Appends a row of NULL cells; returns its cells, or NULL on OOM. */
 tern_db_val *db_rows_push(tern_db_rows *rs);
 /* An arena copy of p[0..n) (NUL-terminated for convenience), or NULL p on OOM. */
@@ -236,6 +238,7 @@ struct tern_db {
     _Atomic int mig_state;                /* MIG_* */
     _Atomic unsigned long errors;         /* statements that failed */
     _Atomic unsigned long long coalesced; /* statements run in groups of two or more */
+    _Atomic unsigned long long groups;    /* such groups */
     _Atomic long long unavail_logged_ms;  /* last 503 logged: at most one a second */
 };
 

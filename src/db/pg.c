@@ -794,21 +794,62 @@ static int pg_dealloc(pg_conn *pc, int64_t deadline, db_err *e)
 /* Parameters                                                                 */
 
 /*
- * Fills pc->vals/lens/fmts for libpq from args.  Text-format values are
- * written into pc->scratch, reserved up front so the pointers stay valid.
- * A text or JSON value holding a NUL byte cannot travel in text format:
- * TERN_EINVAL.
+ * Checks that args can travel (count, size, type; a text or JSON value
+ * holding a NUL byte cannot go in text format).  0 or TERN_EINVAL.
+ */
+static int pg_args_ok(const tern_db_val *args, unsigned nargs, db_err *e)
+{
+    if (nargs > 0 && args == NULL)
+        return db_err_set(e, TERN_EINVAL, "postgres: %u parameters but no values", nargs);
+    if (nargs > PG_MAX_PARAMS)
+        return db_err_set(e, TERN_EINVAL, "postgres: %u parameters (at most %d)", nargs,
+                          PG_MAX_PARAMS);
+    for (unsigned i = 0; i < nargs; i++) {
+        const tern_db_val *a = &args[i];
+
+        if ((a->type == TERN_DB_TEXT || a->type == TERN_DB_JSON || a->type == TERN_DB_BLOB) &&
+            a->u.s.n > 0x7fffffff) /* libpq measures values with an int */
+            return db_err_set(e, TERN_EINVAL, "postgres: parameter $%u is too large", i + 1);
+        switch (a->type) {
+        case TERN_DB_TEXT:
+        case TERN_DB_JSON:
+            if (a->u.s.n > 0 && memchr(a->u.s.p, '\0', a->u.s.n) != NULL)
+                return db_err_set(e, TERN_EINVAL, "postgres: parameter $%u holds a NUL byte",
+                                  i + 1);
+            break;
+        case TERN_DB_INT:
+        case TERN_DB_DOUBLE:
+        case TERN_DB_BLOB:
+        case TERN_DB_NULL:
+        case TERN_DB_BOOL: break;
+        default:
+            return db_err_set(e, TERN_EINVAL, "postgres: parameter $%u has unknown type %d", i + 1,
+                              a->type);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Fills pc->vals/lens/fmts for libpq from args that passed pg_args_ok.
+ * Text-format values are written into pc->scratch, reserved up front so the
+ * pointers stay valid.  0 or TERN_ENOMEM.
  */
 static int pg_bind(pg_conn *pc, const tern_db_val *args, unsigned nargs, db_err *e)
 {
     size_t need = 0;
     char *p;
 
-    if (nargs > 0 && args == NULL)
-        return db_err_set(e, TERN_EINVAL, "postgres: %u parameters but no values", nargs);
-    if (nargs > PG_MAX_PARAMS)
-        return db_err_set(e, TERN_EINVAL, "postgres: %u parameters (at most %d)", nargs,
-                          PG_MAX_PARAMS);
+    for (unsigned i = 0; i < nargs; i++) {
+        switch (args[i].type) {
+        case TERN_DB_INT: need += 24; break;
+        case TERN_DB_DOUBLE: need += 32; break;
+        case TERN_DB_TEXT:
+        case TERN_DB_JSON: need += args[i].u.s.n + 1; break;
+        default: break;
+        }
+    }
+
     if (nargs > pc->pcap) {
         const char **v = tern_realloc(pc->vals, nargs * sizeof *v);
         int *l, *f;
@@ -825,30 +866,6 @@ static int pg_bind(pg_conn *pc, const tern_db_val *args, unsigned nargs, db_err 
             goto oom;
         pc->fmts = f;
         pc->pcap = nargs;
-    }
-    for (unsigned i = 0; i < nargs; i++) {
-        const tern_db_val *a = &args[i];
-
-        if ((a->type == TERN_DB_TEXT || a->type == TERN_DB_JSON || a->type == TERN_DB_BLOB) &&
-            a->u.s.n > 0x7fffffff) /* libpq measures values with an int */
-            return db_err_set(e, TERN_EINVAL, "postgres: parameter $%u is too large", i + 1);
-        switch (a->type) {
-        case TERN_DB_INT: need += 24; break;
-        case TERN_DB_DOUBLE: need += 32; break;
-        case TERN_DB_TEXT:
-        case TERN_DB_JSON:
-            if (a->u.s.n > 0 && memchr(a->u.s.p, '\0', a->u.s.n) != NULL)
-                return db_err_set(e, TERN_EINVAL, "postgres: parameter $%u holds a NUL byte",
-                                  i + 1);
-            need += a->u.s.n + 1;
-            break;
-        case TERN_DB_BLOB: break;
-        case TERN_DB_NULL:
-        case TERN_DB_BOOL: break;
-        default:
-            return db_err_set(e, TERN_EINVAL, "postgres: parameter $%u has unknown type %d", i + 1,
-                              a->type);
-        }
     }
     pc->scratch.len = 0;
     if (need > 0 && tern_buf_reserve(&pc->scratch, need) != 0)
@@ -984,7 +1001,7 @@ static int pg_queue_item(pg_conn *pc, db_item *it, int *conn_failed)
     /* Check every set first: a failure after the first send would leave a
      * half-sent item in the pipeline. */
     for (unsigned i = 0; i < it->n; i++)
-        if ((rc = pg_bind(pc, it->args + (size_t)i * it->nargs, it->nargs, &it->e)) != 0)
+        if ((rc = pg_args_ok(it->args + (size_t)i * it->nargs, it->nargs, &it->e)) != 0)
             return rc;
     if (pc->base.db->cfg.stmt_cache != 0) {
         size_t len = strlen(it->sql);
@@ -1012,10 +1029,12 @@ static int pg_queue_item(pg_conn *pc, db_item *it, int *conn_failed)
     for (unsigned i = 0; i < it->n; i++) {
         int ok;
 
-        /* Set 0 of a single set is still bound from the check.  libpq
-         * copies the values into its output buffer: scratch is reusable.
-         * Checked above, a bind can only run out of memory here. */
-        if (it->n > 1 && pg_bind(pc, it->args + (size_t)i * it->nargs, it->nargs, &it->e) != 0)
+        const tern_db_val *args = it->args + (size_t)i * it->nargs;
+
+        /* libpq copies the values into its output buffer, so scratch is
+         * reusable.  Checked above, a bind can only run out of memory: the
+         * item is half sent by then, so the connection goes too. */
+        if (pg_bind(pc, args, it->nargs, &it->e) != 0)
             goto send_failed;
         if (it->stmt != 0)
             ok = PQsendQueryPrepared(pc->conn, name, (int)it->nargs, pc->vals, pc->lens, pc->fmts,
@@ -1235,12 +1254,8 @@ static int pg_batch(db_conn *c, const char *sql, const tern_db_val *args, unsign
         /* Inside a transaction the failed statement aborted it: no rerun. */
         if (it.rc != DB_RUN_ALONE || attempt > 0 || !((pg_conn *)c)->tx_idle)
             break;
-        for (unsigned i = 0; i < n; i++) { /* rows of the failed try */
-            rs[i]->nrows = rs[i]->ncols = rs[i]->cap = 0;
-            rs[i]->names = NULL;
-            rs[i]->cells = NULL;
-            rs[i]->affected = 0;
-        }
+        for (unsigned i = 0; i < n; i++) /* rows of the failed try */
+            db_rows_reset(rs[i]);
     }
     if (it.rc == DB_RUN_ALONE) /* stale twice: report what the server said */
         it.rc = it.e.code;

@@ -21,7 +21,7 @@
  *   GET  /bad                a syntax error -> 500
  *   GET  /ready              -> 200 {"ready":true} or 503
  *   GET  /runs               -> {"n":N}: rows the migrations inserted
- *   GET  /stats              -> {"coalesced":N,"errors":N} (tern_db_stats)
+ *   GET  /stats              -> {"coalesced":N,"groups":N,"errors":N} (tern_db_stats)
  *   POST /discard            PostgreSQL DEALLOCATE ALL on whichever connection
  *                            runs it: its cached statements go stale -> 204
  */
@@ -222,6 +222,8 @@ static int stats(tern_req *req)
     tern_jw_obj_begin(w);
     tern_jw_key(w, TERN_STR("coalesced"));
     tern_jw_int(w, (int64_t)st.coalesced);
+    tern_jw_key(w, TERN_STR("groups"));
+    tern_jw_int(w, (int64_t)st.groups);
     tern_jw_key(w, TERN_STR("errors"));
     tern_jw_int(w, (int64_t)st.errors);
     tern_jw_obj_end(w);

@@ -564,8 +564,8 @@ static void *mixer_thread(void *arg)
 }
 
 /* Runs the mix on one worker with coalesce_max `coalesce`; returns the
- * statements the server reports as coalesced. */
-static long coalesced_mix(const char *coalesce)
+ * statements the server reports as coalesced, and their groups in *groups. */
+static long coalesced_mix(const char *coalesce, long *groups)
 {
     enum { NM = 24, PER = 25 };
     struct mixer m[NM];
@@ -603,6 +603,7 @@ static long coalesced_mix(const char *coalesce)
     must(T.srv[0].port, "GET", "/stats", NULL, &r);
     TH_ASSERT_STATUS(&r, 200);
     cr_assert_eq(th_json_int(r.body, "coalesced", &coalesced), 0, "%s", r.body);
+    cr_assert_eq(th_json_int(r.body, "groups", groups), 0, "%s", r.body);
     th_resp_free(&r);
     STOP_OK(0);
     cr_assert_eq(raw_scalar("SELECT count(*) FROM items"), created + 1, "rows on disk");
@@ -611,12 +612,26 @@ static long coalesced_mix(const char *coalesce)
 
 Test(db_pg, coalesced_statements_keep_their_own_outcomes, .fini = teardown, .timeout = 120)
 {
-    long coalesced;
+    long coalesced, groups;
 
     prepare(K_PG);
-    coalesced = coalesced_mix("32");
-    fprintf(stderr, "coalesced: %ld of 601 statements shared a round trip\n", coalesced);
+    coalesced = coalesced_mix("32", &groups);
+    fprintf(stderr, "coalesced: %ld of 601 statements shared a round trip, in %ld groups\n",
+            coalesced, groups);
     cr_assert_gt(coalesced, 0, "24 concurrent clients on one worker never shared a round trip");
+    cr_assert_leq(coalesced, 32 * groups);
+}
+
+Test(db_pg, coalesce_max_bounds_a_group, .fini = teardown, .timeout = 120)
+{
+    long coalesced, groups;
+
+    prepare(K_PG);
+    coalesced = coalesced_mix("3", &groups);
+    cr_assert_gt(coalesced, 0);
+    cr_assert_geq(coalesced, 2 * groups, "a group has at least two statements");
+    cr_assert_leq(coalesced, 3 * groups, "%ld statements in %ld groups of at most 3", coalesced,
+                  groups);
 }
 
 /* Readers for the stale-statement test: GET /items/ID until told to stop. */
@@ -692,8 +707,11 @@ Test(db_pg, coalesced_statements_survive_a_dropped_statement_cache, .fini = tear
 
 Test(db_pg, coalescing_off_with_coalesce_max_1, .fini = teardown, .timeout = 120)
 {
+    long groups;
+
     prepare(K_PG);
-    cr_assert_eq(coalesced_mix("1"), 0, "coalesce_max 1 still coalesced");
+    cr_assert_eq(coalesced_mix("1", &groups), 0, "coalesce_max 1 still coalesced");
+    cr_assert_eq(groups, 0);
 }
 
 /* ------------------------------------------------------------------------ */
