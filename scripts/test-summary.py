@@ -4,13 +4,16 @@
 Criterion binaries report their case counts in a "Synthesis" line; those
 count case by case.  Any other test (fuzz corpus replay) counts as one.  A
 binary that failed although its cases passed (a leak report at exit, a
-crash outside a case) counts as one more failure.
+crash outside a case) counts as one more failure.  Under each failed binary it repeats the lines
+that say why (Criterion's assertion and [FAIL] lines, sanitizer reports), so
+a log read from its tail still names the failing case.
 """
 import json
 import os
 import re
 import sys
 
+FAIL_LINE = re.compile(r"^\[(FAIL|----)\] +\S|^\[CRASH\]|ERROR: |runtime error")
 SYNTH = re.compile(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)")
 
 
@@ -41,6 +44,9 @@ def main(dirs):
                         failed += 1
                 if not ok:
                     print(f"FAILED: {os.path.basename(d)}/{t.get('name')} ({t.get('result')})")
+                    # CI shows the tail of the output: repeat why, briefly.
+                    for why in [l for l in out.splitlines() if FAIL_LINE.search(l)][:20]:
+                        print(f"    {why.strip()[:200]}")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 and passed > 0 else 1
 
