@@ -1126,9 +1126,20 @@ static int pg_read_item(pg_conn *pc, db_item *it, db_err *e)
         return rc;
     if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
         /* After a FATAL (the server going down) libpq ends the pipeline
-         * early: the connection is lost.  Anything else: not understood. */
+         * early: the connection is lost.  The FATAL may also stand where
+         * the Sync's answer was due (a fast shutdown caught the backend
+         * between the last command and the Sync: the implicit transaction
+         * did not commit), before libpq has read the end of the stream.
+         * Anything else: not understood. */
+        int lost = first == TERN_EUNAVAIL;
+
+        if (!lost && res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR) {
+            db_err fatal;
+
+            lost = pg_result_error(pc, res, &fatal) == TERN_EUNAVAIL;
+        }
         PQclear(res);
-        if (PQstatus(pc->conn) == CONNECTION_BAD || first == TERN_EUNAVAIL)
+        if (lost || PQstatus(pc->conn) == CONNECTION_BAD)
             return pg_lost(pc, e, "connection lost");
         pc->base.broken = 1;
         return db_err_set(e, TERN_EDB, "postgres: pipeline out of step");

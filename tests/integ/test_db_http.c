@@ -975,6 +975,7 @@ static struct load {
     pthread_mutex_t mu;
     int n[PH_N], created[PH_N], unavailable[PH_N], other[PH_N], io[PH_N];
     int other_status;
+    char other_body[256]; /* the first wrong answer's body (its request id) */
     double max_503_ms;
     double first_back_ms; /* time of the first 201 after the restart */
     int bad_503;          /* 503s without Retry-After or not problem+json */
@@ -1026,7 +1027,8 @@ static void *load_thread(void *arg)
             if (ra == NULL || ct == NULL || strncmp(ct, "application/problem+json", 24) != 0)
                 L.bad_503++;
         } else {
-            L.other[ph]++;
+            if (L.other[ph]++ == 0)
+                snprintf(L.other_body, sizeof L.other_body, "%s", r.body ? r.body : "");
             L.other_status = r.status;
         }
         if (rc == TH_OK && r.status >= 400 && leaks(&r) && !L.leaked) {
@@ -1090,12 +1092,14 @@ Test(db_pg, stopped_and_restarted_under_load, .fini = teardown, .timeout = 120)
             L.created[PH_UP], L.n[PH_UP], L.unavailable[PH_DOWN], L.created[PH_DOWN],
             L.other[PH_DOWN], L.created[PH_BACK], L.unavailable[PH_BACK],
             L.first_back_ms ? L.first_back_ms - t_resume : -1.0, L.max_503_ms);
+    if (L.other[PH_UP] + L.other[PH_DOWN] + L.other[PH_BACK] > 0)
+        th_dump_log(&T.srv[0]); /* the log names the driver error behind it */
     cr_assert_gt(L.created[PH_UP], 0, "no 201 before the stop");
     cr_assert_eq(L.created[PH_UP], L.n[PH_UP], "failures before the stop");
     cr_assert_gt(L.unavailable[PH_DOWN], 0, "no 503 while the database was down");
     for (int ph = 0; ph < PH_N; ph++) {
-        cr_assert_eq(L.other[ph], 0, "phase %d: status %d (only 201 and 503 are right)", ph,
-                     L.other_status);
+        cr_assert_eq(L.other[ph], 0, "phase %d: status %d (only 201 and 503 are right): %s", ph,
+                     L.other_status, L.other_body);
         cr_assert_eq(L.io[ph], 0, "phase %d: %d requests got no complete response", ph, L.io[ph]);
     }
     cr_assert_eq(L.bad_503, 0, "503s without Retry-After or problem+json");

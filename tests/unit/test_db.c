@@ -1401,7 +1401,32 @@ PG_TEST(statement_timeout_is_unavailable)
     cr_assert_lt(dt, 1500, "took %lld ms", (long long)dt);
     cr_assert_eq(scalar(T.db, "SELECT 5", TERN_DB_NOARGS), 5, "usable after a timeout");
     /* Short statements are unaffected. */
-    EXEC_OK(T.db, "SELECT pg_sleep(0.05)", TERN_DB_NOARGS);
+    EXEC_OK(T.db, "SELECT pg_sleep(0.01)", TERN_DB_NOARGS);
+}
+
+/*
+ * The server ends the session between a statement and its commit (a fast
+ * shutdown caught it there; here a deferred trigger terminates its own
+ * backend at commit): the statement's rows arrive, then a FATAL stands
+ * where the commit's answer was due.  Nothing was committed, and the caller
+ * must hear "unavailable" (503), not a protocol error (500).  The next
+ * statement runs on a new connection.
+ */
+PG_TEST(session_ended_at_commit_is_unavailable)
+{
+    int rc;
+
+    T.db = open_default();
+    exec_ok(T.db, "CREATE TABLE doomed (x int)");
+    exec_ok(T.db, "CREATE FUNCTION doomed_die() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$");
+    exec_ok(T.db, "CREATE CONSTRAINT TRIGGER doomed_die AFTER INSERT ON doomed "
+                  "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION doomed_die()");
+    rc = tern_db_exec(NULL, T.db, "INSERT INTO doomed VALUES ($1) RETURNING x",
+                      TERN_DB_ARGS(tern_db_int(1)), NULL);
+    cr_assert_eq(rc, TERN_EUNAVAIL, "%s", tern_strerror(rc));
+    cr_assert_eq(count(T.db, "doomed"), 0, "the insert was committed");
+    cr_assert_eq(scalar(T.db, "SELECT 5", TERN_DB_NOARGS), 5, "no usable connection after it");
 }
 
 Test(sqlite_file, statement_timeout_is_unavailable, .fini = teardown, .timeout = 60)
