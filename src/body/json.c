@@ -841,6 +841,26 @@ static inline size_t skip_ws(const uint8_t *s, size_t i, size_t n)
 }
 
 /*
+ * After a member or element: a ',' (returns 1, b->i at the next one, past
+ * whitespace) or the closing byte (returns 0, b->i just past it); anything
+ * else is invalid (-1).
+ */
+static inline int jf_after(jb *b, uint8_t close)
+{
+    size_t i = skip_ws(b->s, b->i, b->n);
+
+    if (i < b->n && b->s[i] == ',') {
+        b->i = skip_ws(b->s, i + 1, b->n);
+        return 1;
+    }
+    if (i < b->n && b->s[i] == close) {
+        b->i = i + 1;
+        return 0;
+    }
+    return -1;
+}
+
+/*
  * Checks and builds in one pass over the text, with the checker's scanners
  * (scan_string, scan_number, scan_literal) and the builder's decoders
  * (jb_string, jb_number_span).  The value starts at b->i (no whitespace
@@ -861,7 +881,7 @@ static json_t *jf_value(jb *b, unsigned depth_left)
     size_t n = b->n, i = b->i, end, at;
     const char *reason, *str;
     size_t len;
-    int esc = 0;
+    int esc = 0, more;
     json_t *v;
 
     if (i == n)
@@ -911,16 +931,12 @@ static json_t *jf_value(jb *b, unsigned depth_left)
                 break;
             }
             tern_free(key);
-            i = skip_ws(s, b->i, n);
-            if (i < n && s[i] == ',') {
-                i = skip_ws(s, i + 1, n);
-                continue;
-            }
-            if (i < n && s[i] == '}') {
-                b->i = i + 1;
+            more = jf_after(b, '}');
+            if (more == 0)
                 return v;
-            }
-            break;
+            if (more < 0)
+                break;
+            i = b->i;
         }
         json_decref(v);
         return NULL;
@@ -932,23 +948,17 @@ static json_t *jf_value(jb *b, unsigned depth_left)
             b->i = i + 1;
             return v;
         }
+        b->i = i;
         for (;;) {
-            json_t *item;
+            json_t *item = jf_value(b, depth_left - 1);
 
-            b->i = i;
-            item = jf_value(b, depth_left - 1);
             if (item == NULL || json_array_append_new(v, item) != 0)
                 break;
-            i = skip_ws(s, b->i, n);
-            if (i < n && s[i] == ',') {
-                i = skip_ws(s, i + 1, n);
-                continue;
-            }
-            if (i < n && s[i] == ']') {
-                b->i = i + 1;
+            more = jf_after(b, ']');
+            if (more == 0)
                 return v;
-            }
-            break;
+            if (more < 0)
+                break;
         }
         json_decref(v);
         return NULL;

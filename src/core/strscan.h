@@ -54,12 +54,25 @@ static inline uint64_t tern__qb8(uint64_t w)
     return (((q - TERN__ONES) & ~q) | ((b - TERN__ONES) & ~b)) & TERN__HIGHS;
 }
 
-static inline int tern__is_special(uint8_t c)
+/* The high bit of each flagged byte of w: special bytes, or '"' and '\'. */
+static inline uint64_t tern__flag8(uint64_t w, int special)
 {
-    return c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+    return special ? tern__special8(w) : tern__qb8(w);
 }
 
-static inline size_t tern__str_special(const uint8_t *p, size_t i, size_t n)
+static inline int tern__flagged(uint8_t c, int special)
+{
+    if (special)
+        return c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+    return c == '"' || c == '\\';
+}
+
+/*
+ * The offset of the first flagged byte of p[i..n), or n.  `special` is a
+ * constant at each call (the two wrappers below), so the compiler builds
+ * one loop for each question with no test of it inside.
+ */
+static inline size_t tern__str_scan(const uint8_t *p, size_t i, size_t n, int special)
 {
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
@@ -67,11 +80,12 @@ static inline size_t tern__str_special(const uint8_t *p, size_t i, size_t n)
 
     for (; n - i >= 16; i += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        /* signed: below 0x20 is 0x00-0x1f and 0x80-0xff */
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
-                                 _mm_cmplt_epi8(x, space));
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash));
+        unsigned bits;
 
+        if (special) /* signed: below 0x20 is 0x00-0x1f and 0x80-0xff */
+            m = _mm_or_si128(m, _mm_cmplt_epi8(x, space));
+        bits = (unsigned)_mm_movemask_epi8(m);
         if (bits != 0)
             return i + (size_t)__builtin_ctz(bits);
     }
@@ -82,7 +96,7 @@ static inline size_t tern__str_special(const uint8_t *p, size_t i, size_t n)
 
         for (; n - i >= 8; i += 8) {
             memcpy(&w, p + i, sizeof w);
-            m = tern__special8(w);
+            m = tern__flag8(w, special);
             if (m != 0)
                 return i + ((size_t)__builtin_ctzll(m) >> 3);
         }
@@ -90,49 +104,23 @@ static inline size_t tern__str_special(const uint8_t *p, size_t i, size_t n)
             return n;
         /* the word ending at n; its first 8 - (n - i) bytes were plain */
         memcpy(&w, p + n - 8, sizeof w);
-        m = tern__special8(w) & (~0ull << (8 * (8 - (n - i))));
+        m = tern__flag8(w, special) & (~0ull << (8 * (8 - (n - i))));
         return m != 0 ? n - 8 + ((size_t)__builtin_ctzll(m) >> 3) : n;
     }
 #endif
-    while (i < n && !tern__is_special(p[i]))
+    while (i < n && !tern__flagged(p[i], special))
         i++;
     return i;
 }
 
+static inline size_t tern__str_special(const uint8_t *p, size_t i, size_t n)
+{
+    return tern__str_scan(p, i, n, 1);
+}
+
 static inline size_t tern__str_qb(const uint8_t *p, size_t i, size_t n)
 {
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-
-    for (; n - i >= 16; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        unsigned bits = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)));
-
-        if (bits != 0)
-            return i + (size_t)__builtin_ctz(bits);
-    }
-#endif
-#if defined(TERN__STRSCAN_SWAR)
-    if (n - i >= 8) {
-        uint64_t w, m;
-
-        for (; n - i >= 8; i += 8) {
-            memcpy(&w, p + i, sizeof w);
-            m = tern__qb8(w);
-            if (m != 0)
-                return i + ((size_t)__builtin_ctzll(m) >> 3);
-        }
-        if (i == n)
-            return n;
-        memcpy(&w, p + n - 8, sizeof w);
-        m = tern__qb8(w) & (~0ull << (8 * (8 - (n - i))));
-        return m != 0 ? n - 8 + ((size_t)__builtin_ctzll(m) >> 3) : n;
-    }
-#endif
-    while (i < n && p[i] != '"' && p[i] != '\\')
-        i++;
-    return i;
+    return tern__str_scan(p, i, n, 0);
 }
 
 #endif /* TERN_CORE_STRSCAN_H */

@@ -513,6 +513,38 @@ static int pg_result(pg_conn *pc, PGresult *res, tern_db_rows *rs, int *filled, 
 }
 
 /*
+ * Takes one command's results, up to its NULL.  The first result's rows (or
+ * row count) go to rs (NULL: none wanted); the first error is kept in
+ * *first and fe, later ones and skipped commands (PGRES_PIPELINE_ABORTED)
+ * are dropped.  Returns 0 while the connection is usable, else the
+ * exchange's failure in e: the lost connection, or the error that broke it.
+ */
+static int pg_take(pg_conn *pc, int64_t deadline, tern_db_rows *rs, int *first, db_err *fe,
+                   db_err *e)
+{
+    int filled = 0, rc;
+    PGresult *res;
+
+    for (;;) {
+        rc = pg_next_result(pc, deadline, &res, e);
+        if (rc != 0 || res == NULL)
+            return rc;
+        if (*first == 0)
+            *first = pg_result(pc, res, rs, &filled, fe);
+        PQclear(res);
+        if (pc->base.broken) {
+            if (PQstatus(pc->conn) == CONNECTION_BAD)
+                return pg_lost(pc, e, "connection lost");
+            if (*first == 0)
+                return db_err_set(e, TERN_EDB, "postgres: connection unusable");
+            if (e != fe)
+                *e = *fe;
+            return *first;
+        }
+    }
+}
+
+/*
  * Finishes an exchange begun with a PQsend* call: flushes it, then takes
  * every result up to the end so the connection is ready for the next one,
  * even after an error.  The first error wins.  Afterwards the connection's
@@ -521,25 +553,14 @@ static int pg_result(pg_conn *pc, PGresult *res, tern_db_rows *rs, int *filled, 
  */
 static int pg_finish(pg_conn *pc, int64_t deadline, tern_db_rows *rs, db_err *e)
 {
-    int rc, first = 0, filled = 0;
-    PGresult *res = NULL;
+    int rc, first = 0;
 
     pc->sqlstate[0] = '\0';
     rc = pg_flush(pc, deadline, e);
+    if (rc == 0)
+        rc = pg_take(pc, deadline, rs, &first, e, e);
     if (rc != 0)
         return rc;
-    for (;;) {
-        rc = pg_next_result(pc, deadline, &res, e);
-        if (rc != 0)
-            return rc;
-        if (res == NULL)
-            break;
-        if (first == 0)
-            first = pg_result(pc, res, rs, &filled, e);
-        PQclear(res);
-        if (pc->base.broken)
-            return first != 0 ? first : db_err_set(e, TERN_EDB, "postgres: connection unusable");
-    }
     if (PQstatus(pc->conn) == CONNECTION_BAD)
         return pg_lost(pc, e, "connection lost");
     pc->tx_idle = PQtransactionStatus(pc->conn) == PQTRANS_IDLE;
@@ -1092,31 +1113,14 @@ static int pg_read_item(pg_conn *pc, db_item *it, db_err *e)
 
     pc->sqlstate[0] = '\0';
     for (unsigned cmd = 0; cmd < it->ncmds; cmd++) {
-        unsigned exec = cmd - (unsigned)it->prepared; /* valid when cmd >= prepared */
-        int filled = 0;
+        int is_prepare = cmd < (unsigned)it->prepared, was_ok = first == 0;
 
-        for (;;) {
-            rc = pg_next_result(pc, deadline, &res, e);
-            if (rc != 0)
-                return rc;
-            if (res == NULL)
-                break;
-            if (first == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED) {
-                tern_db_rows *rs = cmd < (unsigned)it->prepared ? NULL : it->rs[exec];
-
-                first = pg_result(pc, res, rs, &filled, &it->e);
-                prep_failed = first != 0 && cmd < (unsigned)it->prepared;
-            }
-            PQclear(res);
-            if (pc->base.broken) {
-                if (PQstatus(pc->conn) == CONNECTION_BAD)
-                    return pg_lost(pc, e, "connection lost");
-                if (first == 0)
-                    return db_err_set(e, TERN_EDB, "postgres: connection unusable");
-                *e = it->e;
-                return first;
-            }
-        }
+        /* the prepare's result has no rows; execution i's go to rs[i] */
+        rc = pg_take(pc, deadline, is_prepare ? NULL : it->rs[cmd - (unsigned)it->prepared],
+                     &first, &it->e, e);
+        if (rc != 0)
+            return rc;
+        prep_failed |= was_ok && first != 0 && is_prepare;
         /* Each execution is read with a fresh deadline: the bound is per
          * statement, as it is for a statement alone. */
         deadline = pg_stmt_deadline(pc->base.db);

@@ -361,6 +361,31 @@ Test(db_pg, pool_exhaustion_503_then_recovery, .fini = teardown, .timeout = 60)
     pool_exhaustion();
 }
 
+/*
+ * One request on the kept-alive connection *c, connected first when
+ * *connected is 0.  A failed exchange, or a response with Connection: close,
+ * closes it (the next call reconnects).  Returns TH_OK or the failure
+ * (TH_CLOSED when the connect or the send failed); r is safe to free.
+ */
+static int keepalive(int port, th_conn *c, int *connected, const char *req, th_resp *r)
+{
+    int rc;
+
+    memset(r, 0, sizeof *r);
+    if (!*connected) {
+        if (th_connect(c, port) != 0)
+            return TH_CLOSED;
+        *connected = 1;
+    }
+    rc = th_send_str(c, req);
+    rc = rc == 0 ? th_read_final(c, r, 20000, 0, NULL) : TH_CLOSED;
+    if (rc != TH_OK || th_hdr_has_token(r, "Connection", "close")) {
+        th_close(c);
+        *connected = 0;
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Concurrent writers                                                         */
 
@@ -380,24 +405,14 @@ static void *writer_thread(void *arg)
     for (int i = 0; i < w->n; i++) {
         char req[256], name[32];
         th_resp r;
-        int len, rc;
+        int len;
 
-        if (!connected) {
-            if (th_connect(&c, w->port) != 0) {
-                w->errors++;
-                continue;
-            }
-            connected = 1;
-        }
         len = snprintf(name, sizeof name, "w%02d-%03d", w->id, i);
         snprintf(req, sizeof req, "POST /items HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s",
                  len, name);
-        rc = th_send_str(&c, req);
-        rc = rc == 0 ? th_read_final(&c, &r, 20000, 0, NULL) : TH_CLOSED;
-        if (rc != TH_OK) {
+        if (keepalive(w->port, &c, &connected, req, &r) != TH_OK) {
             w->errors++;
-            th_close(&c);
-            connected = 0;
+            th_resp_free(&r);
             continue;
         }
         w->last_status = r.status;
@@ -407,10 +422,6 @@ static void *writer_thread(void *arg)
             w->unavailable++;
         else
             w->other++;
-        if (th_hdr_has_token(&r, "Connection", "close")) {
-            th_close(&c);
-            connected = 0;
-        }
         th_resp_free(&r);
     }
     if (connected)
@@ -526,22 +537,12 @@ static void *mixer_thread(void *arg)
     for (int i = 0; i < m->n; i++) {
         char req[256];
         th_resp r;
-        int want, rc;
+        int want;
 
-        if (!connected) {
-            if (th_connect(&c, m->port) != 0) {
-                m->io++;
-                continue;
-            }
-            connected = 1;
-        }
         mix_request(m, i + m->id, req, sizeof req, &want);
-        rc = th_send_str(&c, req);
-        rc = rc == 0 ? th_read_final(&c, &r, 20000, 0, NULL) : TH_CLOSED;
-        if (rc != TH_OK) {
+        if (keepalive(m->port, &c, &connected, req, &r) != TH_OK) {
             m->io++;
-            th_close(&c);
-            connected = 0;
+            th_resp_free(&r);
             continue;
         }
         if (r.status != want || (want == 200 && strstr(r.body, "\"name\":\"dup\"") == NULL) ||
@@ -551,10 +552,6 @@ static void *mixer_thread(void *arg)
                          want, r.status, r.body);
         } else if (want == 201) {
             m->created++;
-        }
-        if (th_hdr_has_token(&r, "Connection", "close")) {
-            th_close(&c);
-            connected = 0;
         }
         th_resp_free(&r);
     }
